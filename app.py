@@ -1,0 +1,38 @@
+"""Application factory. Nothing happens at import."""
+import logging
+
+from flask import Flask
+
+from config import ConfigError, load_config
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app from `config` (tests) or from the environment."""
+    if config is None:
+        try:
+            config = load_config()
+        except ConfigError as error:
+            raise SystemExit(f"Error de configuración: {error}") from None
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(config)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    from extensions import csrf, db, limiter, login_manager, migrate
+    from services.adapters import engine_options, install_database_hooks
+    install_database_hooks()
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(app.root_path) + "/migrations")
+    csrf.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+
+    from services import adapters
+    adapters.init_app(app)
+
+    from routes import register_blueprints
+    register_blueprints(app)
+
+    from cli import register_commands
+    register_commands(app)
+    return app

@@ -1,0 +1,61 @@
+"""`flask --app app ...` commands."""
+import click
+from flask import current_app
+
+from services.auth import UserError, create_user, ensure_admin
+from services.demo_flow import seed_demo_flow
+
+
+def register_commands(app) -> None:
+    @app.cli.command("create-user")
+    @click.argument("username")
+    @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+    @click.option("--role", "roles", multiple=True, help="Rol del usuario (se crea si no existe); repetible.")
+    @click.option("--admin", is_flag=True, help="Administrador: ve todos los chats y la configuración.")
+    def create_user_command(username, password, roles, admin):
+        """Crea un usuario."""
+        try:
+            user = create_user(username, password, roles, admin)
+        except UserError as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(f"Usuario {user.username} creado" + (" (administrador)" if admin else "")
+                   + (f" con roles: {', '.join(r.name for r in user.roles)}" if user.roles else ""))
+
+    @app.cli.command("seed")
+    def seed_command():
+        """Crea el administrador `admin` y el flujo de demostración si no existen."""
+        generated = ensure_admin(current_app.config["ADMIN_PASSWORD"])
+        if generated:
+            click.echo(f"Administrador creado: usuario admin, contraseña {generated} (se muestra solo esta vez)")
+        else:
+            click.echo("El usuario admin ya existe.")
+        created = seed_demo_flow()
+        if created:
+            click.echo(f"Flujo de demostración creado ({created} reglas); pruébelo en /simulador.")
+
+    @app.cli.command("worker")
+    def worker_command():
+        """Atiende la cola de trabajos en Redis (JOBS_BACKEND=rq)."""
+        from rq import Worker
+
+        jobs = current_app.extensions["jobs"]
+        if current_app.config["JOBS_BACKEND"] != "rq":
+            raise click.ClickException("el worker necesita JOBS_BACKEND=rq y REDIS_URL")
+        click.echo(f"{jobs.recover_abandoned()} trabajos abandonados por un worker caído recuperados")
+        from services.transcription import preload_model; preload_model()  # once, shared by the forked jobs
+        Worker([jobs.queue], connection=jobs.connection).work(with_scheduler=True)
+
+    @app.cli.command("requeue-pending")
+    def requeue_pending_command():
+        """Vuelve a encolar los chats con mensajes sin procesar (tras una caída)."""
+        from services.jobs import enqueue
+        from services.pipeline import pending_chat_ids
+        from services.media import requeue_stalled; click.echo(requeue_stalled())  # downloads, transcriptions
+        chat_ids = pending_chat_ids()
+        for chat_id in chat_ids:
+            enqueue("services.pipeline.process_chat", chat_id)
+        click.echo(f"{len(chat_ids)} chats encolados")
+
+    from cli_rules import register as register_rule_commands; register_rule_commands(app)
+    from cli_sentiment import register as register_sentiment_commands; register_sentiment_commands(app)
+    from cli_stt import register as register_stt_commands; register_stt_commands(app)

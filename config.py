@@ -1,0 +1,171 @@
+"""Settings from the environment (and `.env`), typed, with embedded defaults.
+
+`load_config()` returns a plain dict for `app.config`. A bad value raises
+`ConfigError` with one line naming the variable.
+"""
+import os
+import sys
+from pathlib import Path
+from urllib.parse import quote_plus
+
+from dotenv import dotenv_values
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = BASE_DIR / "instance"
+DEV_SECRET_KEY = "dev-insecure-secret-key"
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed."""
+
+
+def _text(env, name, default=None):
+    value = env.get(name)
+    return default if value is None or value.strip() == "" else value.strip()
+
+
+def _int(env, name, default, minimum=0):
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} debe ser un número entero, no {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} debe ser al menos {minimum}, no {value}")
+    return value
+
+
+def _float(env, name, default, minimum=0.0):
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} debe ser un número, no {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} debe ser al menos {minimum}, no {value}")
+    return value
+
+
+def _bool(env, name, default=False):
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    lowered = raw.lower()
+    if lowered in ("1", "true", "yes", "si", "sí", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} debe ser true o false, no {raw!r}")
+
+
+def _choice(env, name, choices, default):
+    value = _text(env, name, default)
+    if value not in choices:
+        raise ConfigError(f"{name} debe ser uno de {', '.join(choices)}, no {value!r}")
+    return value
+
+
+def _url(env, name, default=None, schemes=("http", "https")):
+    value = _text(env, name, default)
+    if value is not None and not value.split("://", 1)[0] in schemes:
+        raise ConfigError(f"{name} debe ser una URL {'/'.join(schemes)}, no {value!r}")
+    return value.rstrip("/") if value else value
+
+
+def _database_url(env):
+    url = _text(env, "DATABASE_URL")
+    if url:
+        if not url.startswith(("sqlite:", "mysql+pymysql:", "mysql:", "mariadb+pymysql:")):
+            raise ConfigError(f"DATABASE_URL debe empezar por sqlite:/// o mysql+pymysql://, no {url!r}")
+        return "mysql+pymysql://" + url[len("mysql://"):] if url.startswith("mysql://") else url
+    host = _text(env, "DB_HOST")
+    if host:
+        user = quote_plus(_text(env, "DB_USER", "root"))
+        password = quote_plus(_text(env, "DB_PASSWORD", ""))
+        port = _int(env, "DB_PORT", 3306, minimum=1)
+        name = _text(env, "DB_NAME", "whatsapp_ia")
+        auth = f"{user}:{password}" if password else user
+        return f"mysql+pymysql://{auth}@{host}:{port}/{name}?charset=utf8mb4"
+    return f"sqlite:///{INSTANCE_DIR / 'whatsapp_ia.db'}"
+
+
+def running_under_gunicorn() -> bool:
+    return "gunicorn" in Path(sys.argv[0]).name
+
+
+def load_config(environ=None) -> dict:
+    """Read every setting; raise ConfigError on the first bad one."""
+    if environ is None:
+        environ = {**dotenv_values(BASE_DIR / ".env"), **os.environ}
+    env = {k: v for k, v in environ.items() if v is not None}
+    meta_token = _text(env, "META_TOKEN")
+    production = _choice(env, "APP_ENV", ("development", "production"),
+                         "production" if running_under_gunicorn() else "development") == "production"
+    secret_key = _text(env, "SECRET_KEY", DEV_SECRET_KEY)
+    if production and secret_key == DEV_SECRET_KEY:
+        raise ConfigError("SECRET_KEY debe definirse con un valor propio en producción")
+    redis_url = _url(env, "REDIS_URL", schemes=("redis", "rediss", "unix"))
+    jobs_backend = _choice(env, "JOBS_BACKEND", ("thread", "rq"), "thread")
+    if jobs_backend == "rq" and not redis_url:
+        raise ConfigError("JOBS_BACKEND=rq necesita REDIS_URL")
+    transport = _choice(env, "WHATSAPP_TRANSPORT", ("sandbox", "cloud"), "cloud" if meta_token else "sandbox")
+    if transport == "cloud" and not meta_token:
+        raise ConfigError("WHATSAPP_TRANSPORT=cloud necesita META_TOKEN")
+    return {
+        "APP_ENV": "production" if production else "development",
+        "SECRET_KEY": secret_key,
+        "SQLALCHEMY_DATABASE_URI": _database_url(env),
+        "META_TOKEN": meta_token,
+        "PHONE_NUMBER_ID": _text(env, "PHONE_NUMBER_ID"),
+        "VERIFY_TOKEN": _text(env, "VERIFY_TOKEN"),
+        "META_APP_SECRET": _text(env, "META_APP_SECRET"),
+        "WHATSAPP_TRANSPORT": transport,
+        "GRAPH_API_URL": _url(env, "GRAPH_API_URL", "https://graph.facebook.com"),
+        "GRAPH_API_VERSION": _text(env, "GRAPH_API_VERSION", "v25.0"),
+        "INITIAL_STEP": _text(env, "INITIAL_STEP", "inicio"),
+        "SESSION_TIMEOUT": _int(env, "SESSION_TIMEOUT", 1800, minimum=1),
+        "MEDIA_ROOT": str(Path(_text(env, "MEDIA_ROOT", str(INSTANCE_DIR / "media"))).resolve()),
+        "MAX_TRANSCRIPTION_DURATION_MS": _int(env, "MAX_TRANSCRIPTION_DURATION_MS", 120_000, minimum=1),
+        "TRANSCRIPTION_MAX_AVG_TIME_SEC": _float(env, "TRANSCRIPTION_MAX_AVG_TIME_SEC", 15.0),
+        "INIT_DB_ON_START": _bool(env, "INIT_DB_ON_START", False),
+        "REDIS_URL": redis_url,
+        "JOBS_BACKEND": jobs_backend,
+        "JOB_RETRY_DELAYS": (1, 5, 30),
+        "MEDIA_RETRY_DELAYS": (1, 4, 15),
+        "SEND_RETRY_DELAYS": (2, 5, 10, 20, 30, 60, 60, 120, 300, 600),
+        "WHATSAPP_RATE_PER_SECOND": _int(env, "WHATSAPP_RATE_PER_SECOND", 80, minimum=1),
+        "JOB_THREADS": _int(env, "JOB_THREADS", 4, minimum=1),
+        "VOSK_MODEL_PATH": _text(env, "VOSK_MODEL_PATH"),
+        "GEMINI_API_KEY": _text(env, "GEMINI_API_KEY"),
+        "GEMINI_MODEL": _text(env, "GEMINI_MODEL", "gemini-2.5-flash"),
+        "GEMINI_API_URL": _url(env, "GEMINI_API_URL"),
+        "GEMINI_TIMEOUT_SEC": _float(env, "GEMINI_TIMEOUT_SEC", 8.0, minimum=0.1),
+        "SENTIMENT_PROVIDER": _choice(env, "SENTIMENT_PROVIDER", ("auto", "local", "gemini", "off"), "auto"),
+        "TWILIO_AUTH_TOKEN": _text(env, "TWILIO_AUTH_TOKEN"),
+        "FORWARD_WEBHOOK_URL": _url(env, "FORWARD_WEBHOOK_URL"),
+        "ADMIN_PASSWORD": _text(env, "ADMIN_PASSWORD"),
+        "PORT": _int(env, "PORT", 5000, minimum=1),
+        "MAX_CONTENT_LENGTH": 3 * 1024 * 1024,
+        "MEDIA_MAX_BYTES": _int(env, "MEDIA_MAX_BYTES", 100 * 1024 * 1024, minimum=1),
+        "RATELIMIT_STORAGE_URI": redis_url or "memory://",
+        "LOGIN_RATE_LIMIT": _text(env, "LOGIN_RATE_LIMIT", "10 per minute"),
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SECURE": production,
+    }
+
+
+def test_config(**overrides) -> dict:
+    """Settings for the test suite: no .env, sandbox transport, fixed secrets."""
+    env = {"SECRET_KEY": "test-secret", "APP_ENV": "development", "VERIFY_TOKEN": "verify-me",
+           "META_APP_SECRET": "app-secret", "WHATSAPP_TRANSPORT": "sandbox"}
+    config = load_config(env)
+    config.update(TESTING=True, WTF_CSRF_ENABLED=True, RATELIMIT_ENABLED=True)
+    config.update(overrides)
+    return config

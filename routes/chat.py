@@ -1,0 +1,282 @@
+"""The agents' panel: chat list, conversation, replies, actions, live updates and media."""
+import json
+from datetime import datetime
+
+from flask import (Blueprint, Response, abort, current_app, jsonify, render_template, request,
+                   send_file)
+from flask_login import current_user, login_required
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from extensions import db
+from models import User
+from services import agent
+from services.access import can_see_chat, chat_for
+from services.panel import (CHAT_PAGE, MESSAGE_PAGE, ChatFilter, chat_summary, list_chats, media_file,
+                            message_in_chat, messages_after, messages_page, roles_to_filter)
+from services.quick_replies import list_quick_replies
+from services.rules.media import MB, Upload
+
+bp = Blueprint("chat", __name__)
+HEARTBEAT_SECONDS = 15
+# Shown in the page; anything else is downloaded, never rendered as a page of this site.
+INLINE_TYPES = ("audio/", "video/", "image/png", "image/jpeg", "image/gif", "image/webp")
+
+
+@bp.url_value_preprocessor
+def _larger_body_for_attachments(endpoint, values):
+    # Runs before the CSRF check reads the form, so an attachment up to the largest limit gets through.
+    if endpoint == "chat.attach":
+        request.max_content_length = agent.largest_attachment() + MB
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def _too_large(_error):
+    limit = request.max_content_length or current_app.config["MAX_CONTENT_LENGTH"]
+    if request.endpoint == "chat.attach":
+        return jsonify(error=f"El archivo supera el máximo de {agent.largest_attachment() // MB} MB."), 413
+    return jsonify(error=f"El envío supera el máximo de {max(limit // MB, 1)} MB."), 413
+
+
+@bp.errorhandler(CSRFError)
+def _csrf(_error):
+    return jsonify(error="Token CSRF ausente o inválido: recargue la página e inténtelo de nuevo."), 400
+
+
+def _chat_or_404(chat_id: int):
+    chat = chat_for(current_user, chat_id)
+    if chat is None:
+        abort(404, description="Ese chat no existe o no tiene acceso a él.")
+    return chat
+
+
+def _filter_from_args() -> ChatFilter:
+    before = None
+    if request.args.get("antes"):
+        try:
+            at, chat_id = request.args["antes"].rsplit("|", 1)
+            before = (datetime.fromisoformat(at.rstrip("Z")), int(chat_id))
+        except ValueError:
+            abort(400, description="Parámetro 'antes' inválido.")
+    role_id = request.args.get("rol", type=int)
+    return ChatFilter(query=request.args.get("q", "").strip()[:100], role_id=role_id,
+                      state=request.args.get("estado") or None, before=before)
+
+
+def _panel(selected=None, messages=()):
+    chat_filter = _filter_from_args()
+    chats = [chat_summary(chat) for chat in list_chats(current_user, chat_filter)]
+    roles = roles_to_filter(current_user)
+    return render_template("chats/panel.html", chats=chats, filter=chat_filter, roles=roles, selected=selected,
+                           messages=list(messages), quick_replies=list_quick_replies(),
+                           attachment_limits=agent.attachment_limits(), chat_page=CHAT_PAGE,
+                           message_page=MESSAGE_PAGE)
+
+
+@bp.get("/")
+@login_required
+def index():
+    return _panel()
+
+
+@bp.get("/chats/<int:chat_id>")
+@login_required
+def show(chat_id):
+    chat = _chat_or_404(chat_id)
+    return _panel(chat_summary(chat), messages_page(chat.id))
+
+
+@bp.get("/api/chats")
+@login_required
+def chats_json():
+    chats = list_chats(current_user, _filter_from_args())
+    return jsonify(chats=[chat_summary(chat) for chat in chats])
+
+
+@bp.get("/api/chats/<int:chat_id>")
+@login_required
+def chat_json(chat_id):
+    return jsonify(chat_summary(_chat_or_404(chat_id)))
+
+
+@bp.get("/api/chats/<int:chat_id>/mensajes")
+@login_required
+def messages_json(chat_id):
+    chat = _chat_or_404(chat_id)
+    after = request.args.get("despues", type=int)
+    if after is not None:
+        return jsonify(messages=messages_after(chat.id, after))
+    return jsonify(messages=messages_page(chat.id, request.args.get("antes", type=int)))
+
+
+@bp.get("/api/chats/<int:chat_id>/mensajes/<int:message_id>")
+@login_required
+def message_json(chat_id, message_id):
+    chat = _chat_or_404(chat_id)
+    view = message_in_chat(chat.id, message_id)
+    if view is None:
+        abort(404, description="Ese mensaje no existe en este chat.")
+    return jsonify(view)
+
+
+def _action_result(chat):
+    db.session.commit()
+    return jsonify(ok=True, chat=chat_summary(chat))
+
+
+@bp.post("/api/chats/<int:chat_id>/mensajes")
+@login_required
+def send(chat_id):
+    chat = _chat_or_404(chat_id)
+    data = request.get_json(silent=True) or request.form
+    kind = data.get("tipo", "text")
+    content = {}
+    try:
+        if kind in ("list", "buttons"):
+            content["options"] = [o.strip() for o in data.get("opciones", "").split("|") if o.strip()]
+        elif kind == "template":
+            content = {"name": data.get("plantilla", "").strip(), "language": data.get("idioma", "es").strip()}
+            if not content["name"]:
+                raise agent.ActionError("Indique el nombre de la plantilla.")
+        elif kind != "text":
+            raise agent.ActionError(f"Tipo de mensaje no admitido: {kind}.")
+        message = agent.reply(chat, current_user.id, kind, data.get("texto"), content)
+    except agent.ActionError as error:
+        db.session.rollback()
+        return jsonify(error=str(error)), 400
+    return jsonify(ok=True, message_id=message.id), 201
+
+
+@bp.post("/api/chats/<int:chat_id>/adjunto")
+@login_required
+def attach(chat_id):
+    """An agent's file (multipart `archivo`, optional `texto`), sent as image, document, audio or video."""
+    chat = _chat_or_404(chat_id)
+    file = request.files.get("archivo")
+    if file is None or not file.filename:
+        return jsonify(error="Elija un archivo para adjuntar."), 400
+    try:
+        message = agent.send_attachment(chat, current_user.id, Upload(file.filename, file.stream),
+                                        request.form.get("texto"))
+    except agent.ActionError as error:
+        db.session.rollback()
+        return jsonify(error=str(error)), 400
+    return jsonify(ok=True, message_id=message.id), 201
+
+
+@bp.post("/api/chats/<int:chat_id>/respuesta-rapida")
+@login_required
+def quick_reply(chat_id):
+    chat = _chat_or_404(chat_id)
+    data = request.get_json(silent=True) or request.form
+    try:
+        quick_reply_id = int(data.get("id", 0))
+    except (TypeError, ValueError):
+        return jsonify(error="Indique qué respuesta rápida enviar."), 400
+    try:
+        messages = agent.send_quick_reply(chat, current_user.id, quick_reply_id)
+    except agent.ActionError as error:
+        db.session.rollback()
+        return jsonify(error=str(error)), 400
+    return jsonify(ok=True, message_ids=[m.id for m in messages]), 201
+
+
+@bp.post("/api/chats/<int:chat_id>/tomar")
+@login_required
+def take_over(chat_id):
+    chat = _chat_or_404(chat_id)
+    agent.take_over(chat, current_user.id)
+    return _action_result(chat)
+
+
+@bp.post("/api/chats/<int:chat_id>/devolver")
+@login_required
+def hand_back(chat_id):
+    chat = _chat_or_404(chat_id)
+    agent.hand_back(chat)
+    return _action_result(chat)
+
+
+@bp.post("/api/chats/<int:chat_id>/cerrar")
+@login_required
+def close(chat_id):
+    chat = _chat_or_404(chat_id)
+    agent.close_chat(chat)
+    return _action_result(chat)
+
+
+@bp.post("/api/chats/<int:chat_id>/leido")
+@login_required
+def read(chat_id):
+    chat = _chat_or_404(chat_id)
+    agent.mark_read(chat)
+    return jsonify(ok=True, chat=chat_summary(chat))
+
+
+@bp.post("/api/chats/<int:chat_id>/alias")
+@login_required
+def alias(chat_id):
+    chat = _chat_or_404(chat_id)
+    data = request.get_json(silent=True) or request.form
+    try:
+        agent.set_alias(chat, str(data.get("alias", "")))
+    except agent.ActionError as error:
+        return jsonify(error=str(error)), 400
+    return _action_result(chat)
+
+
+@bp.post("/api/chats/<int:chat_id>/roles")
+@login_required
+def roles(chat_id):
+    chat = _chat_or_404(chat_id)
+    if not current_user.is_admin:
+        abort(403, description="Solo un administrador cambia los roles de un chat.")
+    data = request.get_json(silent=True) or {}
+    try:
+        agent.set_roles(chat, [int(r) for r in data.get("roles", [])])
+    except (agent.ActionError, TypeError, ValueError) as error:
+        return jsonify(error=str(error) if isinstance(error, agent.ActionError) else "Roles inválidos."), 400
+    return _action_result(chat)
+
+
+@bp.get("/media/<int:message_id>")
+@login_required
+def media(message_id):
+    found = media_file(current_user, message_id)
+    if found is None:
+        abort(404, description="Ese archivo no existe o no tiene acceso a él.")
+    path, mime, name = found
+    inline = bool(mime) and mime.startswith(INLINE_TYPES)
+    response = send_file(path, mimetype=mime or "application/octet-stream", as_attachment=not inline,
+                         download_name=name, conditional=True)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.get("/eventos")
+@login_required
+def events():
+    """Server-Sent Events: every change to a chat this user may see, as it happens."""
+    user_id = current_user.id
+    app = current_app._get_current_object()
+    subscription = app.extensions["events"].subscribe()
+
+    def stream():
+        try:
+            yield "retry: 2000\n\n"
+            while True:
+                item = subscription.get(timeout=HEARTBEAT_SECONDS)
+                if item is None:
+                    yield ": ping\n\n"
+                    continue
+                with app.app_context():
+                    user = db.session.get(User, user_id)
+                    allowed = user is not None and user.active and can_see_chat(user, item.get("chat_id"))
+                    db.session.remove()
+                if allowed:
+                    yield f"event: {item['type']}\ndata: {json.dumps(item)}\n\n"
+        finally:
+            subscription.close()
+
+    return Response(stream(), mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

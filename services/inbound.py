@@ -1,0 +1,283 @@
+"""Storing what webhooks bring: the raw update, each message once, each status once."""
+import json
+import logging
+from dataclasses import dataclass, field
+
+from flask import current_app
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from extensions import db
+from models import Chat, ChatLease, Message, MessageStatusEvent, WebhookEvent
+from models.message import STATUS_ORDER
+from models.types import utcnow
+from services import jobs
+from services.events import emit
+from services.meta_payload import InboundMessage, ParsedUpdate, StatusUpdate, parse_update
+from services.transactions import in_transaction
+
+log = logging.getLogger(__name__)
+PREVIEW_LENGTH = 120
+CHAT_ID_CACHE_SIZE = 50_000
+CHATS = Chat.__table__
+MESSAGES = Message.__table__
+
+
+@dataclass
+class ReceiveResult:
+    event_id: int = 0
+    stored: list[int] = field(default_factory=list)
+    duplicates: int = 0
+    statuses: int = 0
+    chats: set[int] = field(default_factory=set)
+    media: list[int] = field(default_factory=list)
+    texts: list[int] = field(default_factory=list)
+
+
+def receive_meta_update(payload: dict, raw: str) -> ReceiveResult:
+    """Store a Meta webhook durably, then queue its processing. Safe to call again with the same body."""
+    return receive_parsed("meta", parse_update(payload), raw)
+
+
+def receive_parsed(source: str, parsed: ParsedUpdate, raw: str) -> ReceiveResult:
+    try:
+        result = in_transaction(lambda: _store_fast(source, parsed, raw))
+    except IntegrityError:
+        # A wamid or status already stored (Meta retrying): the whole fast attempt was rolled back;
+        # store again the careful way, one savepoint per row, skipping what is already there.
+        result = in_transaction(lambda: _store(source, parsed, raw))
+    for message_id in result.media:
+        jobs.enqueue("services.media.download_media", message_id)
+    for chat_id in sorted(result.chats):
+        jobs.enqueue("services.pipeline.process_chat", chat_id)
+    for message_id in result.texts:
+        jobs.enqueue("services.sentiment.tag_message", message_id)
+    log.info("webhook stored source=%s event=%s kinds=%s new=%s duplicates=%s statuses=%s wamids=%s",
+             source, result.event_id, ",".join(dict.fromkeys(parsed.kinds)), len(result.stored),
+             result.duplicates, result.statuses, ",".join(m.wamid for m in parsed.messages + parsed.statuses))
+    return result
+
+
+def _chat_ids() -> dict:
+    """numero -> chat id, per app: only a hint, every use is checked against the row (see _touch_chat)."""
+    return current_app.extensions.setdefault("inbound_chat_ids", {})
+
+
+def _touch_chat(incoming: InboundMessage, values: dict) -> int:
+    """Update (and so lock) the chat of a number for a new message; its id.
+
+    Updating first takes the chat's row lock before the message insert, so concurrent webhooks of one
+    customer queue up here instead of deadlocking between the insert's foreign-key check and this update.
+    The WHERE on both id and numero makes a stale cached id match nothing instead of the wrong chat.
+    """
+    cache = _chat_ids()
+    chat_id = cache.get(incoming.numero)
+    if chat_id is not None:
+        done = db.session.execute(update(CHATS).where(CHATS.c.id == chat_id, CHATS.c.numero == incoming.numero)
+                                  .values(**values))
+        if done.rowcount == 1:
+            return chat_id
+        cache.pop(incoming.numero, None)
+    chat_id = db.session.scalar(select(CHATS.c.id).where(CHATS.c.numero == incoming.numero))
+    if chat_id is None:  # first contact; another webhook creating it at once makes this raise IntegrityError
+        chat_id = db.session.execute(insert(CHATS).values(
+            numero=incoming.numero, state="bot", unread_count=0, created_at=utcnow())).inserted_primary_key[0]
+        db.session.execute(insert(ChatLease.__table__).values(chat_id=chat_id))
+    db.session.execute(update(CHATS).where(CHATS.c.id == chat_id).values(**values))
+    if len(cache) >= CHAT_ID_CACHE_SIZE:
+        cache.clear()
+    cache[incoming.numero] = chat_id
+    return chat_id
+
+
+def _store_fast(source: str, parsed: ParsedUpdate, raw: str) -> ReceiveResult:
+    """The common case in few round trips: Core inserts, no savepoints, no ORM unit of work.
+
+    A duplicate wamid or status raises IntegrityError from its insert (the unique key decides, under any
+    concurrency); the caller then rolls everything back and stores with `_store`, which skips duplicates.
+    """
+    result = ReceiveResult()
+    now = utcnow()
+    result.event_id = db.session.execute(insert(WebhookEvent.__table__).values(
+        source=source, kind=",".join(dict.fromkeys(parsed.kinds))[:64], payload=raw, received_at=now)
+    ).inserted_primary_key[0]
+    for incoming in parsed.messages:
+        inbound = incoming.direction == "in"
+        preview = (incoming.text or f"[{incoming.type}]").replace("\n", " ")[:PREVIEW_LENGTH]
+        values = {"last_message_at": now, "last_message_preview": preview}
+        if inbound:
+            values.update(last_inbound_at=now, unread_count=CHATS.c.unread_count + 1)
+            if incoming.profile_name:
+                values["profile_name"] = incoming.profile_name
+        chat_id = _touch_chat(incoming, values)
+        message_id = db.session.execute(insert(MESSAGES).values(**_message_values(incoming, chat_id, now))
+                                        ).inserted_primary_key[0]
+        result.stored.append(message_id)
+        if inbound:
+            result.chats.add(chat_id)
+            if incoming.media_id:
+                result.media.append(message_id)
+            if incoming.text:
+                result.texts.append(message_id)
+        emit("message", chat_id=chat_id, message_id=message_id)
+        if incoming.type in ("edit", "revoke"):
+            _apply_edit(incoming)
+    for status in parsed.statuses:
+        result.statuses += _record_status_fast(status)
+    return result
+
+
+def _message_values(incoming: InboundMessage, chat_id: int, now) -> dict:
+    error = incoming.error or {}
+    inbound = incoming.direction == "in"
+    return dict(
+        chat_id=chat_id, wamid=incoming.wamid, direction=incoming.direction,
+        sender="customer" if inbound else "agent", type=incoming.type, text=incoming.text,
+        content=json.dumps(incoming.content, ensure_ascii=False) if incoming.content else None,
+        context_wamid=incoming.context_wamid, media_id=incoming.media_id, media_mime=incoming.media_mime,
+        media_status="pending" if incoming.media_id and inbound else None,
+        status="received" if inbound else "sent",
+        error_code=error.get("code"), error_title=error.get("title"), error_detail=error.get("detail"),
+        sent_at=incoming.timestamp, processed_at=None if inbound else now,
+        created_at=now, updated_at=now, attempts=0,
+    )
+
+
+def _record_status_fast(status: StatusUpdate) -> int:
+    """As record_status, without a savepoint: a status already kept raises IntegrityError."""
+    error = status.error or {}
+    db.session.execute(insert(MessageStatusEvent.__table__).values(
+        wamid=status.wamid, status=status.status, timestamp=status.timestamp, recipient=status.recipient,
+        error_code=error.get("code"), error_title=error.get("title"), error_detail=error.get("detail"),
+        created_at=utcnow()))
+    found = db.session.execute(select(MESSAGES.c.id, MESSAGES.c.chat_id).where(MESSAGES.c.wamid == status.wamid)).first()
+    if found is not None:
+        advance_status(found.id, status.status, error)
+        emit("message_update", chat_id=found.chat_id, message_id=found.id)
+    return 1
+
+
+def _store(source: str, parsed: ParsedUpdate, raw: str) -> ReceiveResult:
+    result = ReceiveResult()
+    event = WebhookEvent(source=source, kind=",".join(dict.fromkeys(parsed.kinds))[:64], payload=raw)
+    db.session.add(event)
+    db.session.flush()
+    result.event_id = event.id
+    for incoming in parsed.messages:
+        message = _store_message(incoming)
+        if message is None:
+            result.duplicates += 1
+            continue
+        result.stored.append(message.id)
+        if message.direction == "in":
+            result.chats.add(message.chat_id)
+        if message.media_id and message.direction == "in":
+            result.media.append(message.id)
+        if message.text and message.direction == "in":
+            result.texts.append(message.id)
+    for status in parsed.statuses:
+        result.statuses += record_status(status)
+    return result
+
+
+def find_or_create_chat(numero: str, profile_name: str | None = None) -> Chat:
+    """The chat of a number, created (with its lease row) on first contact; safe under concurrency."""
+    chat = db.session.scalar(select(Chat).filter_by(numero=numero))
+    if chat is None:
+        try:
+            with db.session.begin_nested():
+                chat = Chat(numero=numero, profile_name=profile_name, state="bot", unread_count=0)
+                db.session.add(chat)
+                db.session.flush()
+                db.session.add(ChatLease(chat_id=chat.id))
+        except IntegrityError:
+            chat = db.session.scalar(select(Chat).filter_by(numero=numero))
+    elif profile_name and chat.profile_name != profile_name:
+        chat.profile_name = profile_name
+    return chat
+
+
+def preview_of(message: Message) -> str:
+    text = message.text or message.transcription or f"[{message.type}]"
+    return text.replace("\n", " ")[:PREVIEW_LENGTH]
+
+
+def _store_message(incoming: InboundMessage) -> Message | None:
+    """Insert one message; None when its wamid is already stored."""
+    chat = find_or_create_chat(incoming.numero, incoming.profile_name if incoming.direction == "in" else None)
+    # Take the chat's row lock before the insert: concurrent webhooks of one customer then queue up here
+    # instead of deadlocking between the foreign-key check of the insert and the update of the chat below.
+    db.session.execute(select(Chat.id).where(Chat.id == chat.id).with_for_update())
+    now = utcnow()
+    message = Message(**_message_values(incoming, chat.id, now))
+    try:
+        with db.session.begin_nested():
+            db.session.add(message)
+            db.session.flush()
+    except IntegrityError:
+        return None
+    values = {"last_message_at": now, "last_message_preview": preview_of(message)}
+    if incoming.direction == "in":
+        values.update(last_inbound_at=now, unread_count=Chat.unread_count + 1)
+    db.session.execute(update(Chat).where(Chat.id == chat.id).values(**values))
+    emit("message", chat_id=chat.id, message_id=message.id)
+    if incoming.type in ("edit", "revoke"):
+        _apply_edit(incoming)
+    return message
+
+
+def _apply_edit(incoming: InboundMessage) -> None:
+    """An edit replaces the original's text; a revoke marks it deleted. The edit itself stays stored."""
+    original_id = incoming.content.get("original_message_id")
+    original = db.session.scalar(select(Message).filter_by(wamid=original_id)) if original_id else None
+    if original is None:
+        return
+    content = original.content_data
+    if incoming.type == "edit":
+        content["edited"] = True
+        original.text = incoming.text
+    else:
+        content["revoked"] = True
+    original.content = json.dumps(content, ensure_ascii=False)
+
+
+def record_status(status: StatusUpdate) -> int:
+    """Keep a status once (1 if new, 0 if seen) and move its message forward if it is stored."""
+    error = status.error or {}
+    try:
+        with db.session.begin_nested():
+            db.session.add(MessageStatusEvent(
+                wamid=status.wamid, status=status.status, timestamp=status.timestamp, recipient=status.recipient,
+                error_code=error.get("code"), error_title=error.get("title"), error_detail=error.get("detail")))
+            db.session.flush()
+    except IntegrityError:
+        return 0
+    found = db.session.execute(select(Message.id, Message.chat_id).filter_by(wamid=status.wamid)).first()
+    if found is not None:
+        advance_status(found.id, status.status, error)
+        emit("message_update", chat_id=found.chat_id, message_id=found.id)
+    return 1
+
+
+def advance_status(message_id: int, status: str, error: dict | None = None) -> None:
+    """Move an outbound message forward (sent → delivered → read), never back; failed keeps the error."""
+    error = error or {}
+    if status == "failed":
+        db.session.execute(update(Message).where(Message.id == message_id, Message.direction == "out", Message.status != "read").values(
+            status="failed", error_code=error.get("code"), error_title=error.get("title"),
+            error_detail=error.get("detail"), updated_at=utcnow()))
+        return
+    if status not in STATUS_ORDER:
+        return
+    lower = [name for name, rank in STATUS_ORDER.items() if rank < STATUS_ORDER[status]]
+    db.session.execute(update(Message).where(Message.id == message_id, Message.direction == "out", Message.status.in_(lower))
+                       .values(status=status, updated_at=utcnow()))
+
+
+def apply_recorded_statuses(message: Message) -> None:
+    """Statuses that arrived before the message got its wamid (Meta does not promise order)."""
+    events = db.session.scalars(select(MessageStatusEvent).filter_by(wamid=message.wamid)
+                                .order_by(MessageStatusEvent.id)).all()
+    for event in events:
+        advance_status(message.id, event.status, {"code": event.error_code, "title": event.error_title,
+                                                  "detail": event.error_detail})

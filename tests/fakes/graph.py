@@ -1,0 +1,122 @@
+"""A local HTTP server that speaks the Graph API's protocol, for tests.
+
+Routes answer from a queue of scripted responses per (method, path) or from a default
+handler; every request is recorded.
+"""
+import itertools
+import json
+import threading
+import time
+from collections import defaultdict, deque
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.shared import CORPUS
+
+CORPUS_API = CORPUS / "meta" / "api"
+
+
+class FakeGraph:
+    def __init__(self):
+        self.requests = []
+        self.scripts = defaultdict(deque)
+        self.files = {}
+        self.lock = threading.Lock()
+        self.down_until = 0.0
+        self.ids = itertools.count(1)
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _handle(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if time.monotonic() < fake.down_until:
+                    self.close_connection = True
+                    self.connection.close()
+                    return
+                path = self.path.split("?", 1)[0]
+                with fake.lock:
+                    record = {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
+                    fake.requests.append(record)
+                    script = fake.scripts[(self.command, path)]
+                    response = script.popleft() if script else None
+                if response is None:
+                    response = fake.default(self.command, path, record)
+                status, payload, headers = response
+                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+                self.send_response(status)
+                headers = {"Content-Type": "application/json", **(headers or {})}
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_DELETE = _handle
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def script(self, method: str, path: str, *responses):
+        """Queue responses `(status, json_or_bytes[, headers])` for the next calls of a route."""
+        with self.lock:
+            for response in responses:
+                self.scripts[(method, path)].append(tuple(response) + (None,) * (3 - len(response)))
+
+    def add_media(self, media_id: str, content: bytes, mime: str, sha256: str | None = None):
+        """Serve a media object the way Graph does: `GET /{version}/{id}` → URL → bytes."""
+        self.files[media_id] = (content, mime, sha256)
+
+    def outage(self, seconds: float | None = None):
+        """Drop every connection for a while (until `restore()` without `seconds`), as an unreachable Graph would."""
+        self.down_until = float("inf") if seconds is None else time.monotonic() + seconds
+
+    def restore(self):
+        self.down_until = 0.0
+
+    def sent(self) -> list[dict]:
+        """JSON bodies of the messages posted to `/{version}/{phone-number-id}/messages` and accepted."""
+        with self.lock:
+            return [json.loads(r["body"]) for r in self.requests
+                    if r["method"] == "POST" and r["path"].endswith("/messages") and r.get("accepted")]
+
+    def default(self, method, path, record):
+        parts = path.strip("/").split("/")
+        if method == "POST" and len(parts) == 3 and parts[2] == "messages":
+            with self.lock:
+                record["accepted"] = True
+                return 200, {"messaging_product": "whatsapp", "contacts": [{"input": "x", "wa_id": "x"}],
+                             "messages": [{"id": f"wamid.out.{next(self.ids)}"}]}, None
+        if method == "GET" and len(parts) == 2 and parts[0] != "download" and parts[1] in self.files:
+            content, mime, sha256 = self.files[parts[1]]
+            info = {"messaging_product": "whatsapp", "url": f"{self.url}/download/{parts[1]}", "mime_type": mime,
+                    "file_size": len(content), "id": parts[1]}
+            if sha256:
+                info["sha256"] = sha256
+            return 200, info, None
+        if method == "GET" and parts[0] == "download" and parts[-1] in self.files:
+            content, mime, _ = self.files[parts[-1]]
+            return 200, content, {"Content-Type": mime}
+        return 404, {"error": {"message": "Unknown path", "type": "OAuthException", "code": 100}}, None
+
+    def calls(self, method: str | None = None, prefix: str = "") -> list[dict]:
+        with self.lock:
+            return [r for r in self.requests if (method is None or r["method"] == method)
+                    and r["path"].startswith(prefix)]
+
+
+def corpus_api(name: str) -> dict:
+    return json.loads((CORPUS_API / name).read_text())

@@ -1,0 +1,103 @@
+import hashlib
+
+from sqlalchemy import select
+
+from extensions import db
+from models import Role, User
+from tests.conftest import csrf_token, login
+
+PROTECTED = ["/", "/api/status", "/export/conversation/123", "/export/conversation/123.csv"]
+
+
+def test_pages_and_exports_require_login(client):
+    for path in PROTECTED:
+        response = client.get(path)
+        assert response.status_code == 302 and "/login" in response.headers["Location"], path
+    assert client.get("/api/health").status_code == 200
+
+
+def test_login_with_right_password_then_logout(client, make_user):
+    make_user("ana", "una-clave-larga")
+    response = login(client, "ana", "una-clave-larga")
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert client.get("/").status_code == 200
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
+    assert client.get("/").status_code == 302
+
+
+def test_wrong_password_unknown_user_and_disabled_user_are_refused(app, client, make_user):
+    make_user("ana", "una-clave-larga")
+    assert login(client, "ana", "otra-clave").status_code == 401
+    assert login(client, "nadie", "una-clave-larga").status_code == 401
+    with app.app_context():
+        db.session.scalar(select(User).filter_by(username="ana")).active = False
+        db.session.commit()
+    assert login(client, "ana", "una-clave-larga").status_code == 401
+    assert client.get("/").status_code == 302
+
+
+def test_login_without_csrf_token_is_refused(client, make_user):
+    make_user("ana", "una-clave-larga")
+    response = client.post("/login", data={"username": "ana", "password": "una-clave-larga"})
+    assert response.status_code == 400
+    assert client.get("/").status_code == 302
+
+
+def test_next_parameter_cannot_redirect_off_site(client, make_user):
+    make_user("ana", "una-clave-larga")
+    token = csrf_token(client)
+    response = client.post("/login?next=//evil.example/x", data={"username": "ana", "password": "una-clave-larga",
+                                                                 "csrf_token": token})
+    assert response.headers["Location"] == "/"
+
+
+def test_legacy_sha256_hash_is_accepted_once_and_rehashed(app, client):
+    with app.app_context():
+        db.session.add(User(username="viejo", password_hash=hashlib.sha256(b"clave-antigua").hexdigest(),
+                            is_admin=False, active=True))
+        db.session.commit()
+    assert login(client, "viejo", "mala").status_code == 401
+    assert login(client, "viejo", "clave-antigua").status_code == 302
+    with app.app_context():
+        stored = db.session.scalar(select(User).filter_by(username="viejo")).password_hash
+    assert stored.startswith(("scrypt:", "pbkdf2:"))
+    client.get("/logout")
+    assert login(client, "viejo", "clave-antigua").status_code == 302
+
+
+def test_login_is_rate_limited(make_app, make_user):
+    app = make_app(LOGIN_RATE_LIMIT="3 per minute")
+    client = app.test_client()
+    make_user("ana", "una-clave-larga")
+    codes = [login(client, "ana", "mala").status_code for _ in range(4)]
+    assert codes == [401, 401, 401, 429]
+    assert login(client, "ana", "una-clave-larga").status_code == 429
+
+
+def test_create_user_command_creates_missing_roles(app, runner):
+    result = runner.invoke(args=["create-user", "luis", "--password", "clave-de-luis", "--role", "ventas",
+                                 "--role", "soporte"])
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        user = db.session.scalar(select(User).filter_by(username="luis"))
+        assert sorted(r.name for r in user.roles) == ["soporte", "ventas"] and not user.is_admin
+        assert db.session.scalar(select(Role).filter_by(name="ventas")) is not None
+    again = runner.invoke(args=["create-user", "luis", "--password", "clave-de-luis"])
+    assert again.exit_code != 0 and "ya existe" in again.output
+    short = runner.invoke(args=["create-user", "eva", "--password", "corta", "--admin"])
+    assert short.exit_code != 0 and "8 caracteres" in short.output
+
+
+def test_seed_creates_admin_once_with_generated_password(app, runner):
+    first = runner.invoke(args=["seed"])
+    assert "contraseña" in first.output
+    password = first.output.split("contraseña ")[1].split(" ")[0]
+    assert runner.invoke(args=["seed"]).output.strip() == "El usuario admin ya existe."
+    client = app.test_client()
+    assert login(client, "admin", password).status_code == 302
+
+
+def test_seed_uses_admin_password_setting(make_app):
+    app = make_app(ADMIN_PASSWORD="clave-del-entorno")
+    assert "contraseña" not in app.test_cli_runner().invoke(args=["seed"]).output
+    assert login(app.test_client(), "admin", "clave-del-entorno").status_code == 302

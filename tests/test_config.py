@@ -1,0 +1,45 @@
+import pytest
+
+from config import DEV_SECRET_KEY, ConfigError, load_config
+
+
+def test_defaults_need_nothing():
+    config = load_config({})
+    assert config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///")
+    assert config["WHATSAPP_TRANSPORT"] == "sandbox" and config["JOBS_BACKEND"] == "thread"
+    assert config["SECRET_KEY"] == DEV_SECRET_KEY
+
+
+def test_mysql_url_is_built_from_db_settings():
+    config = load_config({"DB_HOST": "db.local", "DB_USER": "bot", "DB_PASSWORD": "p@ss word", "DB_NAME": "wa"})
+    assert config["SQLALCHEMY_DATABASE_URI"] == "mysql+pymysql://bot:p%40ss+word@db.local:3306/wa?charset=utf8mb4"
+    assert load_config({"DATABASE_URL": "mysql://u@h/d"})["SQLALCHEMY_DATABASE_URI"] == "mysql+pymysql://u@h/d"
+
+
+def test_transport_defaults_to_cloud_with_a_token():
+    assert load_config({"META_TOKEN": "t"})["WHATSAPP_TRANSPORT"] == "cloud"
+
+
+@pytest.mark.parametrize("env, name", [
+    ({"SESSION_TIMEOUT": "diez"}, "SESSION_TIMEOUT"),
+    ({"SESSION_TIMEOUT": "0"}, "SESSION_TIMEOUT"),
+    ({"JOBS_BACKEND": "celery"}, "JOBS_BACKEND"),
+    ({"JOBS_BACKEND": "rq"}, "JOBS_BACKEND"),
+    ({"INIT_DB_ON_START": "quizas"}, "INIT_DB_ON_START"),
+    ({"WHATSAPP_TRANSPORT": "cloud"}, "WHATSAPP_TRANSPORT"),
+    ({"GRAPH_API_URL": "ftp://x"}, "GRAPH_API_URL"),
+    ({"DATABASE_URL": "postgres://x"}, "DATABASE_URL"),
+    ({"APP_ENV": "production"}, "SECRET_KEY"),
+])
+def test_bad_values_fail_with_one_line_naming_the_variable(env, name):
+    with pytest.raises(ConfigError) as error:
+        load_config(env)
+    assert name in str(error.value) and "\n" not in str(error.value)
+
+
+def test_app_start_with_bad_setting_exits_with_the_message(monkeypatch):
+    from app import create_app
+    monkeypatch.setenv("SESSION_TIMEOUT", "nunca")
+    with pytest.raises(SystemExit) as exit_info:
+        create_app()
+    assert "SESSION_TIMEOUT" in str(exit_info.value.code)

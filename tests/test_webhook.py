@@ -1,0 +1,94 @@
+import json
+
+from sqlalchemy import func, select
+
+from extensions import db
+from models import Chat, Message, WebhookEvent
+from tests.conftest import post_webhook, text_payload, wait_for_jobs
+
+
+def count(app, model):
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(model))
+
+
+def test_handshake_returns_challenge_for_right_token(client):
+    response = client.get("/webhook?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=1158201444")
+    assert response.status_code == 200
+    assert response.get_data(as_text=True) == "1158201444"
+
+
+def test_handshake_refuses_wrong_token_or_mode(client):
+    assert client.get("/webhook?hub.mode=subscribe&hub.verify_token=nope&hub.challenge=1").status_code == 403
+    assert client.get("/webhook?hub.mode=unsubscribe&hub.verify_token=verify-me&hub.challenge=1").status_code == 403
+    assert client.get("/webhook").status_code == 403
+
+
+def test_bad_signature_is_401_and_stores_nothing(app, client):
+    body = json.dumps(text_payload("wamid.SIG")).encode()
+    assert post_webhook(client, body, secret="other-secret").status_code == 401
+    assert post_webhook(client, body, secret=None).status_code == 401
+    assert post_webhook(client, body, secret=None, **{"X-Hub-Signature-256": "sha256=zz"}).status_code == 401
+    assert count(app, WebhookEvent) == 0 and count(app, Message) == 0
+
+
+def test_signature_is_over_raw_bytes_not_reserialised_json(app, client):
+    body = b'{"object":"whatsapp_business_account",  "entry":[]}'
+    assert post_webhook(client, body).status_code == 200
+    assert count(app, WebhookEvent) == 1
+
+
+def test_non_json_is_400_and_stores_nothing(app, client):
+    for body in (b"not json", b"\xff\xfe", b"[1,2]"):
+        response = post_webhook(client, body)
+        assert response.status_code == 400, body
+        assert "error" in response.get_json()
+    assert count(app, WebhookEvent) == 0
+
+
+def test_body_over_3mb_is_413(app, client):
+    body = b'{"x":"' + b"a" * (3 * 1024 * 1024) + b'"}'
+    response = post_webhook(client, body)
+    assert response.status_code == 413
+    assert count(app, WebhookEvent) == 0
+
+
+def test_text_message_is_stored_once_with_its_chat(app, client):
+    body = json.dumps(text_payload("wamid.ONE", body="Hola, ¿precio? 😀", name="Ana")).encode()
+    first = post_webhook(client, body)
+    second = post_webhook(client, body)
+    assert first.status_code == second.status_code == 200
+    assert first.get_json()["stored"] == 1 and second.get_json()["duplicates"] == 1
+    wait_for_jobs(app)
+    with app.app_context():
+        message = db.session.scalar(select(Message).filter_by(direction="in"))
+        assert (message.wamid, message.type, message.text, message.direction, message.sender) == \
+            ("wamid.ONE", "text", "Hola, ¿precio? 😀", "in", "customer")
+        assert message.processed_at is not None
+        chat = db.session.scalar(select(Chat))
+        assert (chat.numero, chat.profile_name, chat.unread_count) == ("5215512345678", "Ana", 1)
+    assert count(app, WebhookEvent) == 2
+
+
+def test_unknown_payload_is_kept_raw_and_answered_200(app, client):
+    body = json.dumps({"object": "page", "entry": [{"id": "9", "changes": [{"field": "feed", "value": {}}]}],
+                       "extra": ["anything"]}).encode()
+    assert post_webhook(client, body).status_code == 200
+    with app.app_context():
+        event = db.session.scalar(select(WebhookEvent))
+        assert event.kind == "feed" and json.loads(event.payload)["extra"] == ["anything"]
+
+
+def test_malformed_shapes_never_500(client):
+    for payload in ({}, {"entry": "x"}, {"entry": [1, None, "a"]}, {"entry": [{"changes": [None, 3]}]},
+                    {"entry": [{"changes": [{"field": "messages", "value": {"messages": [None, {"id": 5}]}}]}]},
+                    {"entry": [{"changes": [{"field": "messages", "value": {"statuses": [{"id": "w", "status": 3}]}}]}]},
+                    {"entry": [{"changes": [{"field": "messages", "value": {"messages": [
+                        {"id": "wamid.Q", "from": "1", "type": "image", "image": "oops"}]}}]}]}):
+        assert post_webhook(client, json.dumps(payload).encode()).status_code == 200, payload
+
+
+def test_database_down_answers_503_so_meta_retries(make_app, client):
+    broken = make_app(SQLALCHEMY_DATABASE_URI="mysql+pymysql://nobody@127.0.0.1:1/none")
+    response = post_webhook(broken.test_client(), json.dumps(text_payload("wamid.DOWN")).encode())
+    assert response.status_code == 503
