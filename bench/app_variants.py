@@ -11,7 +11,7 @@ from app import create_app
 
 
 class DroppedJobs:
-    """Accepts jobs and runs nothing: the webhook's request path alone (store + 200)."""
+    """Accepts jobs and runs nothing: the webhook's request path alone (journal + 200)."""
 
     def __init__(self):
         self.dropped = 0
@@ -21,6 +21,9 @@ class DroppedJobs:
         return uuid.uuid4().hex
 
     def enqueue_in(self, delay, task, *args, retries=3):
+        return self.enqueue(task, *args, retries=retries)
+
+    def enqueue_once(self, task, *args, retries=3):
         return self.enqueue(task, *args, retries=retries)
 
     def stats(self):

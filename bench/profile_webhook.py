@@ -54,6 +54,11 @@ class RecordedJobs:
     def enqueue_in(self, delay, task, *args, retries=3):
         return "deferred-dropped"
 
+    def enqueue_once(self, task, *args, retries=3):
+        if (task, args) in self.pending:
+            return None
+        return self.enqueue(task, *args, retries=retries)
+
     def stats(self):
         return {"backend": "recorded", "pending": len(self.pending)}
 
@@ -182,7 +187,8 @@ def main(argv=None):
         report["phases"][name] = row
         print(f"{name:<9} {row['wall_ms']:>8.2f} {row['cpu_ms']:>7.2f} {row['wait_ms']:>8.2f} {row['statements']:>10.2f} "
               f"{row['commits']:>8.2f} {row['rollbacks']:>9.2f}")
-    print("(job = process_chat run inline after its webhook: flow engine, outbox, sandbox send, leases)")
+    print("(job = the jobs of one webhook run inline after it: intake drain, process_chat (flow engine, outbox, "
+          "sandbox send, leases), sentiment)")
     for name, profile in profiles.items():
         total, by_layer, by_function = profile_shares(profile)
         report["phases"][name]["layers_pct"] = {k: round(v * 100 / total, 1) for k, v in by_layer.most_common()}

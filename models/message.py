@@ -13,13 +13,28 @@ STATUS_ORDER = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4
 
 
 class WebhookEvent(db.Model):
-    """One POST as received: kept raw so nothing Meta or Twilio sends is ever lost."""
+    """One POST as received: the intake journal. Kept raw so nothing Meta or Twilio sends is ever lost;
+    `processed_at` is set in the transaction that stores its messages and statuses (services.intake),
+    with `error` when the update could not be read."""
     __tablename__ = "webhook_events"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(16))
     kind: Mapped[str] = mapped_column(String(64))
     payload: Mapped[str] = mapped_column(LongText)
     received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    processed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    error: Mapped[str | None] = mapped_column(String(255))
+
+    __table_args__ = (Index("ix_webhook_events_pending", "processed_at", "id"),)
+
+
+class Lease(db.Model):
+    """Work that runs in one place at a time across every process and host (the intake drainer):
+    who holds it and until when. A holder that dies loses it when it expires."""
+    __tablename__ = "leases"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str | None] = mapped_column(String(96))
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
 class Message(db.Model):

@@ -6,8 +6,7 @@ from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy.exc import OperationalError
 
 from extensions import csrf
-from services import metrics
-from services.inbound import receive_meta_update
+from services import intake, metrics
 from services.signatures import valid_meta_signature
 
 bp = Blueprint("webhook", __name__)
@@ -41,11 +40,9 @@ def receive():
         metrics.observe_webhook("meta", "unknown", "invalid_json")
         return jsonify(error="se esperaba un objeto JSON"), 400
     try:
-        result = receive_meta_update(payload, raw.decode("utf-8"))
+        event_id = intake.accept_meta(payload, raw.decode("utf-8"))
     except OperationalError:
         log.exception("webhook not stored: database unavailable")
         metrics.observe_webhook("meta", "unknown", "database_unavailable")
         return jsonify(error="base de datos no disponible, reintente"), 503
-    metrics.observe_webhook("meta", metrics.webhook_kind(len(result.stored) + result.duplicates, result.statuses),
-                            "duplicate" if result.duplicates and not result.stored else "ok")
-    return jsonify(status="ok", stored=len(result.stored), duplicates=result.duplicates, statuses=result.statuses)
+    return jsonify(status="ok", event=event_id)

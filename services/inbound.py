@@ -1,4 +1,4 @@
-"""Storing what webhooks bring: the raw update, each message once, each status once."""
+"""Storing what an update brings: each message once, each status once (services.intake calls this)."""
 import json
 import logging
 from dataclasses import dataclass, field
@@ -8,13 +8,11 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
-from models import Chat, ChatLease, Message, MessageStatusEvent, WebhookEvent
+from models import Chat, ChatLease, Message, MessageStatusEvent
 from models.message import STATUS_ORDER
 from models.types import utcnow
-from services import jobs
 from services.events import emit
-from services.meta_payload import InboundMessage, ParsedUpdate, StatusUpdate, parse_update
-from services.transactions import in_transaction
+from services.meta_payload import InboundMessage, ParsedUpdate, StatusUpdate
 
 log = logging.getLogger(__name__)
 PREVIEW_LENGTH = 120
@@ -25,37 +23,13 @@ MESSAGES = Message.__table__
 
 @dataclass
 class ReceiveResult:
-    event_id: int = 0
+    """What storing one update did: new message ids, duplicates skipped, statuses kept, and the follow-up work."""
     stored: list[int] = field(default_factory=list)
     duplicates: int = 0
     statuses: int = 0
     chats: set[int] = field(default_factory=set)
     media: list[int] = field(default_factory=list)
     texts: list[int] = field(default_factory=list)
-
-
-def receive_meta_update(payload: dict, raw: str) -> ReceiveResult:
-    """Store a Meta webhook durably, then queue its processing. Safe to call again with the same body."""
-    return receive_parsed("meta", parse_update(payload), raw)
-
-
-def receive_parsed(source: str, parsed: ParsedUpdate, raw: str) -> ReceiveResult:
-    try:
-        result = in_transaction(lambda: _store_fast(source, parsed, raw))
-    except IntegrityError:
-        # A wamid or status already stored (Meta retrying): the whole fast attempt was rolled back;
-        # store again the careful way, one savepoint per row, skipping what is already there.
-        result = in_transaction(lambda: _store(source, parsed, raw))
-    for message_id in result.media:
-        jobs.enqueue("services.media.download_media", message_id)
-    for chat_id in sorted(result.chats):
-        jobs.enqueue("services.pipeline.process_chat", chat_id)
-    for message_id in result.texts:
-        jobs.enqueue("services.sentiment.tag_message", message_id)
-    log.info("webhook stored source=%s event=%s kinds=%s new=%s duplicates=%s statuses=%s wamids=%s",
-             source, result.event_id, ",".join(dict.fromkeys(parsed.kinds)), len(result.stored),
-             result.duplicates, result.statuses, ",".join(m.wamid for m in parsed.messages + parsed.statuses))
-    return result
 
 
 def _chat_ids() -> dict:
@@ -90,17 +64,14 @@ def _touch_chat(incoming: InboundMessage, values: dict) -> int:
     return chat_id
 
 
-def _store_fast(source: str, parsed: ParsedUpdate, raw: str) -> ReceiveResult:
-    """The common case in few round trips: Core inserts, no savepoints, no ORM unit of work.
+def store_fast(parsed: ParsedUpdate) -> ReceiveResult:
+    """Store an update's messages and statuses in few round trips: Core inserts, no savepoints, no ORM.
 
     A duplicate wamid or status raises IntegrityError from its insert (the unique key decides, under any
-    concurrency); the caller then rolls everything back and stores with `_store`, which skips duplicates.
+    concurrency); the caller then rolls everything back and stores with `store_careful`, which skips them.
     """
     result = ReceiveResult()
     now = utcnow()
-    result.event_id = db.session.execute(insert(WebhookEvent.__table__).values(
-        source=source, kind=",".join(dict.fromkeys(parsed.kinds))[:64], payload=raw, received_at=now)
-    ).inserted_primary_key[0]
     for incoming in parsed.messages:
         inbound = incoming.direction == "in"
         preview = (incoming.text or f"[{incoming.type}]").replace("\n", " ")[:PREVIEW_LENGTH]
@@ -157,12 +128,9 @@ def _record_status_fast(status: StatusUpdate) -> int:
     return 1
 
 
-def _store(source: str, parsed: ParsedUpdate, raw: str) -> ReceiveResult:
+def store_careful(parsed: ParsedUpdate) -> ReceiveResult:
+    """As `store_fast`, one savepoint per row: what is already stored is counted as a duplicate and skipped."""
     result = ReceiveResult()
-    event = WebhookEvent(source=source, kind=",".join(dict.fromkeys(parsed.kinds))[:64], payload=raw)
-    db.session.add(event)
-    db.session.flush()
-    result.event_id = event.id
     for incoming in parsed.messages:
         message = _store_message(incoming)
         if message is None:

@@ -18,6 +18,7 @@ from services import metrics
 
 log = logging.getLogger(__name__)
 QUEUE_NAME = "whatsapp_ia"
+ONCE_TTL_SECONDS = 60
 
 
 class PermanentJobError(Exception):
@@ -32,6 +33,19 @@ def enqueue(task: str, *args, retries: int = 3) -> str:
 def enqueue_in(delay: float, task: str, *args, retries: int = 3) -> str:
     """Run `task(*args)` in the background after `delay` seconds; returns the job id."""
     return current_app.extensions["jobs"].enqueue_in(delay, task, *args, retries=retries)
+
+
+def enqueue_once(task: str, *args, retries: int = 3) -> str | None:
+    """Like `enqueue`, unless the same call is already queued and not started yet: then nothing (None).
+
+    For wake-ups that many requests send at once (the intake drainer): the queued job will see whatever
+    they stored, because a job is taken off the "queued" list when it starts, before it looks.
+    """
+    return current_app.extensions["jobs"].enqueue_once(task, *args, retries=retries)
+
+
+def once_key(task: str, args: tuple) -> str:
+    return ":".join((QUEUE_NAME, "once", task, *map(str, args)))
 
 
 def resolve(task: str):
@@ -53,6 +67,13 @@ def run_task(task: str, *args) -> None:
         seconds = time.perf_counter() - started
         metrics.observe_job(task, seconds, result)
         log.info("job task=%s args=%s result=%s seconds=%.3f", task, ",".join(map(str, args)), result, seconds)
+
+
+def run_once_task(key: str, task: str, *args) -> None:
+    """RQ entry point of `enqueue_once` jobs: off the "queued" list first, then `run_task`."""
+    from rq import get_current_job
+    get_current_job().connection.delete(key)
+    run_task(task, *args)
 
 
 def give_up(task: str, args: tuple, reason: str) -> None:
@@ -78,11 +99,17 @@ def give_up(task: str, args: tuple, reason: str) -> None:
             db.session.remove()
 
 
+def rq_task_of(job) -> tuple[str, tuple]:
+    """The task name and arguments of an RQ job made by `enqueue` or `enqueue_once`."""
+    task, *args = job.args[1:] if job.func_name.endswith("run_once_task") else job.args
+    return task, tuple(args)
+
+
 def rq_job_failed(job, connection, exc_type, exc_value, traceback) -> None:
     """RQ failure callback (every failed attempt, and abandoned jobs): on the last one, give up."""
     if job.retries_left:
         return
-    task, *args = job.args
+    task, args = rq_task_of(job)
     reason = exc_type.__name__ if exc_type is not None else "error"
     detail = str(exc_value or "")
     give_up(task, tuple(args), f"{reason}: {detail}"[:200] if detail else reason)
@@ -96,6 +123,7 @@ class ThreadJobs:
         self._executor = None
         self._pending = 0
         self._failures = 0
+        self._queued_once = set()
         self._lock = threading.Condition()
 
     def enqueue(self, task: str, *args, retries: int = 3) -> str:
@@ -108,6 +136,14 @@ class ThreadJobs:
         self._later(delay, job_id, task, args, retries, 1)
         return job_id
 
+    def enqueue_once(self, task: str, *args, retries: int = 3) -> str | None:
+        key = once_key(task, args)
+        with self._lock:
+            if key in self._queued_once:
+                return None
+            self._queued_once.add(key)
+        return self.enqueue(task, *args, retries=retries)
+
     def _submit(self, job_id, task, args, retries, attempt):
         with self._lock:
             if self._executor is None:
@@ -116,6 +152,8 @@ class ThreadJobs:
         self._executor.submit(self._run, job_id, task, args, retries, attempt)
 
     def _run(self, job_id, task, args, retries, attempt):
+        with self._lock:
+            self._queued_once.discard(once_key(task, args))
         try:
             with self.app.app_context():
                 run_task(task, *args)
@@ -200,6 +238,18 @@ class RqJobs:
                                     job_timeout=600, failure_ttl=7 * 24 * 3600, on_failure=Callback(rq_job_failed))
         return job.id
 
+    def enqueue_once(self, task: str, *args, retries: int = 3) -> str | None:
+        # The key is dropped when the job starts (run_once_task); it expires anyway, so a job lost with its
+        # Redis data cannot silence the wake-ups for good.
+        key = once_key(task, args)
+        if not self.connection.set(key, "1", nx=True, ex=ONCE_TTL_SECONDS):
+            return None
+        from rq import Callback, Retry
+        job = self.queue.enqueue(run_once_task, key, task, *args,
+                                 retry=Retry(max=retries, interval=self.delays) if retries else None,
+                                 job_timeout=600, failure_ttl=7 * 24 * 3600, on_failure=Callback(rq_job_failed))
+        return job.id
+
     def recover_abandoned(self) -> int:
         """Run when a worker starts: jobs still marked as started by a worker that is dead (its process gone
         on this host, or its registration expired) are tried again if they have retries left, otherwise
@@ -239,9 +289,8 @@ class RqJobs:
                 pipeline.zrem(registry.key, f"{job_id}:{execution_id}")
                 pipeline.execute()
             if not retry:
-                task, *args = job.args
-                give_up(task, tuple(args), reason)
-            log.warning("job %s %s%r abandoned by worker %s: %s", job_id, job.args[0], tuple(job.args[1:]),
+                give_up(*rq_task_of(job), reason)
+            log.warning("job %s %s%r abandoned by worker %s: %s", job_id, *rq_task_of(job),
                         worker_name or "?", "tried again" if retry else "failed")
             recovered += 1
         if recovered:  # give_up may have used the database: no connection may cross the worker's forks

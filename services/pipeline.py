@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import exists, or_, select, update
-from sqlalchemy.orm import joinedload, lazyload
+from sqlalchemy.orm import joinedload
 
 from extensions import db
 from models import Chat, ChatLease, Message

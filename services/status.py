@@ -5,6 +5,8 @@ from sqlalchemy import text
 
 from extensions import db
 
+STUCK_SECONDS = 300  # an update waiting this long in the intake journal means no drainer is running
+
 
 def _database() -> dict:
     try:
@@ -21,6 +23,19 @@ def _jobs() -> dict:
         return {"ok": True, **jobs.stats()}
     except Exception as error:
         return {"ok": False, "backend": current_app.config["JOBS_BACKEND"], "reason": str(error)[:200]}
+
+
+def _intake() -> dict:
+    """The webhook journal: updates waiting to be stored, and how long the oldest has waited."""
+    from services.intake import backlog
+    try:
+        waiting, oldest_seconds = backlog()
+    except Exception as error:
+        db.session.rollback()
+        return {"ok": False, "reason": f"{type(error).__name__}: {str(error)[:200]}"}
+    stuck = oldest_seconds is not None and oldest_seconds > STUCK_SECONDS
+    return {"ok": not stuck, "pending": waiting, "oldest_pending_seconds": oldest_seconds,
+            **({"reason": f"la actualización más antigua espera hace {oldest_seconds} s"} if stuck else {})}
 
 
 def _transport() -> dict:
@@ -42,6 +57,6 @@ def _sentiment() -> dict:
 
 
 def dependency_status() -> dict:
-    checks = {"database": _database(), "jobs": _jobs(), "transport": _transport(), "speech": _speech(),
+    checks = {"database": _database(), "jobs": _jobs(), "intake": _intake(), "transport": _transport(), "speech": _speech(),
               "sentiment": _sentiment()}
     return {"ok": all(check["ok"] for check in checks.values()), **checks}

@@ -3,8 +3,8 @@
 It builds the app on the database it is given, prints "ready", waits for "go" on stdin, does its
 part, and prints one JSON line with what it did. Modes:
 
-- receive: `threads` threads each pass every body of `bodies` to `receive_meta_update`, all
-  released together; then waits for the jobs those calls queued.
+- receive: `threads` threads each accept every body of `bodies` into the intake journal and drain it
+  themselves, all released together (this process's job threads drain too); then waits for the jobs.
 - drain: runs `process_chat` for each of `chat_ids` in a loop, handling with a recorder that
   appends to `record_path`, until told "stop" and nothing of those chats is pending.
 """
@@ -20,7 +20,7 @@ from app import create_app
 from config import test_config
 from extensions import db
 from models import Message
-from services.inbound import receive_meta_update
+from services import intake
 from services.pipeline import process_chat
 
 
@@ -63,7 +63,8 @@ def receive(app, config: dict, stop: threading.Event) -> dict:
         for raw in bodies:
             try:
                 with app.app_context():
-                    result = receive_meta_update(json.loads(raw), raw)
+                    intake.accept_meta(json.loads(raw), raw)
+                    result = intake.drain()
                     wamids = list(db.session.scalars(select(Message.wamid).where(Message.id.in_(result.stored))))
             except Exception as error:  # noqa: BLE001 - reported to the test
                 with lock:

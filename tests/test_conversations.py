@@ -209,5 +209,6 @@ def test_status_webhooks_move_the_bot_reply_forward(cloud, graph):
         "messaging_product": "whatsapp", "statuses": [{"id": wamid, "status": "read", "timestamp": "1700000001",
                                                        "recipient_id": NUMERO}]}}]}]}
     post_webhook(customer.client, json.dumps(status).encode())
+    wait_for_jobs(cloud)
     with cloud.app_context():
         assert db.session.scalar(select(Message.status).filter_by(wamid=wamid)) == "read"

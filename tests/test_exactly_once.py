@@ -30,9 +30,7 @@ def test_same_webhook_posted_20_times_at_once_to_a_real_server_is_stored_once(ma
         responses = at_once([post] * 20)
 
     assert [r.status_code for r in responses] == [200] * 20
-    answers = [r.json() for r in responses]
-    assert sum(a["stored"] for a in answers) == 1
-    assert sum(a["duplicates"] for a in answers) == 19
+    assert len({r.json()["event"] for r in responses}) == 20, "each delivery is journaled on its own"
     wait_for_jobs(app)
     with app.app_context():
         assert count(Message, INBOUND) == 1 and count(Chat) == 1 and count(ChatLease) == 1
@@ -58,12 +56,13 @@ def test_same_updates_from_several_processes_at_once_are_stored_once(app, db_url
     for report in reports:
         assert report["errors"] == [] and report["idle"], report
     stored = [wamid for report in reports for wamid in report["stored"]]
-    assert sorted(stored) == sorted(updates), "each wamid must be stored by exactly one call"
+    assert len(stored) == len(set(stored)), "no wamid may be stored by two drains"
     calls = processes * threads * len(bodies)
-    assert sum(report["duplicates"] for report in reports) == calls - len(bodies)
     with app.app_context():
         assert count(Message, INBOUND) == len(updates)
         assert count(WebhookEvent) == calls
+        assert count(WebhookEvent, WebhookEvent.processed_at.is_(None)) == 0
+        assert count(WebhookEvent, WebhookEvent.error.is_not(None)) == 0
         for wamid, numero in updates.items():
             assert count(Message, Message.wamid == wamid) == 1
             chat = db.session.scalar(select(Chat).filter_by(numero=numero))

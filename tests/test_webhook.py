@@ -7,9 +7,9 @@ from models import Chat, Message, WebhookEvent
 from tests.conftest import post_webhook, text_payload, wait_for_jobs
 
 
-def count(app, model):
+def count(app, model, *where):
     with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(model))
+        return db.session.scalar(select(func.count()).select_from(model).where(*where))
 
 
 def test_handshake_returns_challenge_for_right_token(client):
@@ -58,7 +58,7 @@ def test_text_message_is_stored_once_with_its_chat(app, client):
     first = post_webhook(client, body)
     second = post_webhook(client, body)
     assert first.status_code == second.status_code == 200
-    assert first.get_json()["stored"] == 1 and second.get_json()["duplicates"] == 1
+    assert first.get_json()["event"] != second.get_json()["event"]
     wait_for_jobs(app)
     with app.app_context():
         message = db.session.scalar(select(Message).filter_by(direction="in"))
@@ -68,6 +68,9 @@ def test_text_message_is_stored_once_with_its_chat(app, client):
         chat = db.session.scalar(select(Chat))
         assert (chat.numero, chat.profile_name, chat.unread_count) == ("5215512345678", "Ana", 1)
     assert count(app, WebhookEvent) == 2
+    assert count(app, Message, Message.direction == "in") == 1
+    with app.app_context():
+        assert all(e.processed_at and e.error is None for e in db.session.scalars(select(WebhookEvent)))
 
 
 def test_unknown_payload_is_kept_raw_and_answered_200(app, client):

@@ -1,0 +1,215 @@
+"""The intake journal: a webhook is answered once its raw update is stored; the rest happens in a job.
+
+`accept()` is all a webhook request does after its checks: one INSERT of the raw body into
+`webhook_events`, a commit (the durable point Meta's 200 promises), and a wake-up of the drainer.
+
+`drain()` is that job. One drainer at a time, across every process and host, holds the `intake`
+lease and takes pending events in id order (arrival order, so one customer's messages keep their
+order), in batches. Each batch's messages and statuses are stored (services.inbound) and its events
+marked processed in one transaction, so a crash stores a batch entirely or not at all. Then the
+batch's follow-up work is queued: each chat's flow, media downloads, sentiment.
+
+Exactly-once does not rest on the lease: a wamid's unique key still decides, so a drainer that outlived
+its lease, or Meta delivering a message twice, stores it once.
+"""
+import json
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from extensions import db
+from models import Lease, WebhookEvent
+from models.types import utcnow
+from services import jobs, metrics
+from services.inbound import store_careful, store_fast
+from services.meta_payload import ParsedUpdate, parse_update
+from services.transactions import in_transaction
+
+log = logging.getLogger(__name__)
+LEASE = "intake"
+LEASE_SECONDS = 60
+BATCH_EVENTS = 100
+BATCH_BYTES = 4 * 1024 * 1024
+EVENTS = WebhookEvent.__table__
+LEASES = Lease.__table__
+# source -> parser(raw body as stored) -> ParsedUpdate
+PARSERS = {"meta": lambda raw: parse_update(json.loads(raw))}
+
+
+@dataclass
+class DrainResult:
+    events: int = 0
+    stored: list[int] = field(default_factory=list)
+    duplicates: int = 0
+    statuses: int = 0
+    failed: int = 0
+
+
+def accept(source: str, kind: str, raw: str) -> int:
+    """Store one update durably and wake the drainer; the event's id. Raises OperationalError when the
+    database cannot take it (the caller answers 503 and the sender tries again)."""
+    event_id = in_transaction(lambda: db.session.execute(insert(EVENTS).values(
+        source=source, kind=kind[:64], payload=raw, received_at=utcnow())).inserted_primary_key[0])
+    wake()
+    return event_id
+
+
+def accept_meta(payload: dict, raw: str) -> int:
+    """`accept` for a Meta update already read as JSON (the kind column names what it carries)."""
+    return accept("meta", ",".join(dict.fromkeys(parse_update(payload).kinds)), raw)
+
+
+def wake() -> None:
+    jobs.enqueue_once("services.intake.drain")
+
+
+def backlog() -> tuple[int, int | None]:
+    """(updates waiting in the journal, seconds the oldest has waited or None)."""
+    waiting, oldest = db.session.execute(select(func.count(), func.min(EVENTS.c.received_at))
+                                         .where(EVENTS.c.processed_at.is_(None))).one()
+    return waiting, None if oldest is None else max(0, int((utcnow() - oldest).total_seconds()))
+
+
+def drain() -> DrainResult:
+    """Store every pending event, batch by batch, while holding the intake lease (see the module)."""
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    result = DrainResult()
+    while _acquire(holder):
+        try:
+            while (batch := _next_batch()):
+                _store_batch(batch, holder, result)
+        finally:
+            _release(holder)
+        # An event committed while we held the lease may have found the wake-up already taken: look again.
+        if not _has_pending():
+            break
+    return result
+
+
+def _acquire(holder: str) -> bool:
+    now = utcnow()
+    values = {"holder": holder, "expires_at": now + timedelta(seconds=LEASE_SECONDS)}
+    taken = db.session.execute(update(LEASES).where(
+        LEASES.c.name == LEASE, LEASES.c.holder.is_(None) | (LEASES.c.expires_at < now)).values(**values)).rowcount
+    if not taken and db.session.scalar(select(LEASES.c.name).where(LEASES.c.name == LEASE)) is None:
+        try:  # the first drain ever creates the lease row
+            db.session.execute(insert(LEASES).values(name=LEASE, **values))
+            taken = 1
+        except IntegrityError:
+            db.session.rollback()
+            return False
+    db.session.commit()
+    return taken == 1
+
+
+def _release(holder: str) -> None:
+    db.session.rollback()
+    db.session.execute(update(LEASES).where(LEASES.c.name == LEASE, LEASES.c.holder == holder)
+                       .values(holder=None, expires_at=None))
+    db.session.commit()
+
+
+def _has_pending() -> bool:
+    found = db.session.scalar(select(EVENTS.c.id).where(EVENTS.c.processed_at.is_(None)).limit(1))
+    db.session.commit()
+    return found is not None
+
+
+def _next_batch() -> list:
+    """The oldest pending events, up to BATCH_EVENTS of them and BATCH_BYTES of payload (at least one)."""
+    sizes = db.session.execute(select(EVENTS.c.id, func.length(EVENTS.c.payload)).where(EVENTS.c.processed_at.is_(None))
+                               .order_by(EVENTS.c.id).limit(BATCH_EVENTS)).all()
+    ids, total = [], 0
+    for event_id, size in sizes:
+        if ids and total + (size or 0) > BATCH_BYTES:
+            break
+        ids.append(event_id)
+        total += size or 0
+    if not ids:
+        db.session.commit()
+        return []
+    return db.session.execute(select(EVENTS.c.id, EVENTS.c.source, EVENTS.c.payload)
+                              .where(EVENTS.c.id.in_(ids)).order_by(EVENTS.c.id)).all()
+
+
+def _parse(event) -> ParsedUpdate:
+    parser = PARSERS.get(event.source)
+    if parser is None:
+        raise ValueError(f"origen desconocido: {event.source}")
+    return parser(event.payload)
+
+
+def _store_batch(batch: list, holder: str, result: DrainResult) -> None:
+    """Store a batch in one transaction; if a row is already stored or an update cannot be read, again one
+    event at a time, so duplicates are skipped and an unreadable update is set aside, not the batch."""
+    try:
+        outcomes = in_transaction(lambda: _store_events(batch, holder, store_fast))
+    except OperationalError:
+        raise
+    except Exception:
+        outcomes = [outcome for event in batch for outcome in _store_one(event, holder, result)]
+    _follow_up(outcomes, result)
+
+
+def _store_one(event, holder: str, result: DrainResult) -> list[tuple]:
+    try:
+        try:
+            return in_transaction(lambda: _store_events([event], holder, store_fast))
+        except IntegrityError:
+            return in_transaction(lambda: _store_events([event], holder, store_careful))
+    except OperationalError:
+        raise
+    except Exception as error:  # kept raw and marked, so it neither blocks the journal nor is lost
+        log.exception("webhook event %s could not be stored", event.id)
+        reason = f"{type(error).__name__}: {error}"[:255]
+        in_transaction(lambda: _mark_failed(event.id, reason))
+        metrics.observe_webhook(event.source, "unknown", "failed")
+        result.failed += 1
+        return []
+
+
+def _store_events(events: list, holder: str, store) -> list[tuple]:
+    now = utcnow()
+    outcomes = []
+    for event in events:
+        parsed = _parse(event)
+        outcomes.append((event, parsed, store(parsed)))
+    db.session.execute(update(EVENTS).where(EVENTS.c.id.in_([event.id for event in events]))
+                       .values(processed_at=now))
+    db.session.execute(update(LEASES).where(LEASES.c.name == LEASE, LEASES.c.holder == holder)
+                       .values(expires_at=now + timedelta(seconds=LEASE_SECONDS)))
+    return outcomes
+
+
+def _mark_failed(event_id: int, reason: str) -> None:
+    db.session.execute(update(EVENTS).where(EVENTS.c.id == event_id).values(processed_at=utcnow(), error=reason))
+
+
+def _follow_up(outcomes: list[tuple], result: DrainResult) -> None:
+    """After the commit: queue the downloads, each chat's flow once, the sentiment tags; log and count."""
+    media, chats, texts = [], {}, []
+    for event, parsed, stored in outcomes:
+        result.events += 1
+        result.stored += stored.stored
+        result.duplicates += stored.duplicates
+        result.statuses += stored.statuses
+        media += stored.media
+        chats.update(dict.fromkeys(sorted(stored.chats)))
+        texts += stored.texts
+        kind = metrics.webhook_kind(len(stored.stored) + stored.duplicates, stored.statuses)
+        metrics.observe_webhook(event.source, kind, "duplicate" if stored.duplicates and not stored.stored else "ok")
+        log.info("webhook stored source=%s event=%s kinds=%s new=%s duplicates=%s statuses=%s wamids=%s",
+                 event.source, event.id, ",".join(dict.fromkeys(parsed.kinds)), len(stored.stored),
+                 stored.duplicates, stored.statuses, ",".join(m.wamid for m in parsed.messages + parsed.statuses))
+    for message_id in media:
+        jobs.enqueue("services.media.download_media", message_id)
+    for chat_id in chats:
+        jobs.enqueue("services.pipeline.process_chat", chat_id)
+    for message_id in texts:
+        jobs.enqueue("services.sentiment.tag_message", message_id)
