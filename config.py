@@ -76,6 +76,21 @@ def _url(env, name, default=None, schemes=("http", "https")):
     return value.rstrip("/") if value else value
 
 
+def _origins(env, name, default):
+    """Comma-separated hosts (`api.twilio.com`, meaning https) or origins (`http://127.0.0.1:8080`)."""
+    origins = []
+    for item in (_text(env, name, default) or "").split(","):
+        item = item.strip().lower().rstrip("/")
+        if not item:
+            continue
+        origin = item if "://" in item else f"https://{item}"
+        scheme, _, host = origin.partition("://")
+        if scheme not in ("http", "https") or not host or "/" in host or "@" in host:
+            raise ConfigError(f"{name} debe listar hosts u orígenes http(s) separados por comas, no {item!r}")
+        origins.append(origin)
+    return tuple(origins)
+
+
 def _database_url(env):
     url = _text(env, "DATABASE_URL")
     if url:
@@ -146,6 +161,7 @@ def load_config(environ=None) -> dict:
         "GEMINI_TIMEOUT_SEC": _float(env, "GEMINI_TIMEOUT_SEC", 8.0, minimum=0.1),
         "SENTIMENT_PROVIDER": _choice(env, "SENTIMENT_PROVIDER", ("auto", "local", "gemini", "off"), "auto"),
         "TWILIO_AUTH_TOKEN": _text(env, "TWILIO_AUTH_TOKEN"),
+        "TWILIO_MEDIA_HOSTS": _origins(env, "TWILIO_MEDIA_HOSTS", "api.twilio.com"),
         "FORWARD_WEBHOOK_URL": _url(env, "FORWARD_WEBHOOK_URL"),
         "ADMIN_PASSWORD": _text(env, "ADMIN_PASSWORD"),
         "PORT": _int(env, "PORT", 5000, minimum=1),

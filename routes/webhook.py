@@ -1,16 +1,18 @@
-"""Meta's webhook: handshake and updates."""
+"""Meta's webhook (handshake and updates) and Twilio's."""
 import json
 import logging
 
 from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy.exc import OperationalError
+from werkzeug.urls import iri_to_uri
 
 from extensions import csrf
-from services import intake, metrics
+from services import intake, metrics, twilio_payload
 from services.signatures import valid_meta_signature
 
 bp = Blueprint("webhook", __name__)
 log = logging.getLogger(__name__)
+TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
 @bp.get("/webhook")
@@ -46,3 +48,31 @@ def receive():
         metrics.observe_webhook("meta", "unknown", "database_unavailable")
         return jsonify(error="base de datos no disponible, reintente"), 503
     return jsonify(status="ok", event=event_id)
+
+
+@bp.post("/webhook/twilio")
+@csrf.exempt
+def receive_twilio():
+    """Twilio's WhatsApp form post: signed with `X-Twilio-Signature` over the URL it requested and the fields."""
+    raw = request.get_data(cache=False)
+    try:
+        body = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        body = None
+    fields = twilio_payload.read_form(body) if body is not None else {}
+    token = current_app.config["TWILIO_AUTH_TOKEN"]
+    if token and not twilio_payload.valid_signature(token, [request.url, iri_to_uri(request.url)], fields,
+                                                    request.headers.get("X-Twilio-Signature")):
+        log.warning("twilio webhook refused: bad signature from %s", request.remote_addr)
+        metrics.observe_webhook("twilio", "unknown", "invalid_signature")
+        return jsonify(error="firma X-Twilio-Signature inválida"), 401
+    if not twilio_payload.is_twilio_form(fields):
+        metrics.observe_webhook("twilio", "unknown", "invalid_form")
+        return jsonify(error="se esperaba un formulario de Twilio con MessageSid y From"), 400
+    try:
+        intake.accept("twilio", ",".join(dict.fromkeys(twilio_payload.parse_form(body).kinds)), body)
+    except OperationalError:
+        log.exception("twilio webhook not stored: database unavailable")
+        metrics.observe_webhook("twilio", "unknown", "database_unavailable")
+        return jsonify(error="base de datos no disponible, reintente"), 503
+    return TWIML_EMPTY, 200, {"Content-Type": "text/xml; charset=utf-8"}

@@ -30,6 +30,7 @@ from services import jobs, metrics
 from services.inbound import store_careful, store_fast
 from services.meta_payload import ParsedUpdate, parse_update
 from services.transactions import in_transaction
+from services.twilio_payload import parse_form
 
 log = logging.getLogger(__name__)
 LEASE = "intake"
@@ -39,7 +40,7 @@ BATCH_BYTES = 4 * 1024 * 1024
 EVENTS = WebhookEvent.__table__
 LEASES = Lease.__table__
 # source -> parser(raw body as stored) -> ParsedUpdate
-PARSERS = {"meta": lambda raw: parse_update(json.loads(raw))}
+PARSERS = {"meta": lambda raw: parse_update(json.loads(raw)), "twilio": parse_form}
 
 
 @dataclass

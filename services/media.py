@@ -1,4 +1,4 @@
-"""Downloading customers' media from the Graph API into MEDIA_ROOT."""
+"""Downloading customers' media from the Graph API (or from Twilio) into MEDIA_ROOT."""
 import hashlib
 import logging
 import mimetypes
@@ -6,7 +6,9 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 from flask import current_app
@@ -16,6 +18,7 @@ from models import Message
 from services.events import emit
 from services.graph import GraphError
 from services.jobs import PermanentJobError, enqueue
+from services.twilio_payload import MEDIA_PREFIX as TWILIO_PREFIX
 
 log = logging.getLogger(__name__)
 MB = 1024 * 1024
@@ -25,6 +28,7 @@ ACCEPTED = {"image": ("image/",), "audio": ("audio/", "video/ogg", "application/
             "document": ("",), "sticker": ("image/webp",)}
 CHUNK = 64 * 1024
 LOCAL_PREFIX = "local:"  # media id of a file already under MEDIA_ROOT (the simulator's uploads)
+TWILIO_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -103,13 +107,17 @@ def download_media(message_id: int) -> None:
     if message.media_id.startswith(LOCAL_PREFIX):
         return _use_local_file(message)
     media = MediaRef(message.id, message.chat_id, message.wamid, message.type, message.media_id, message.media_mime)
+    fetch = _download
+    if message.media_id.startswith(TWILIO_PREFIX):
+        content = message.content_data
+        fetch = partial(_download_twilio, content.get("media_url") or "", content.get("account_sid"))
     # No transaction stays open while we talk to Graph or wait to retry: on SQLite an open
     # transaction holds the write lock, and every webhook would wait for the download.
     db.session.rollback()
     delays = list(current_app.config["MEDIA_RETRY_DELAYS"])
     while True:
         try:
-            return _download(media)
+            return fetch(media)
         except GraphError as error:
             if not (error.transient or error.status == 404) or not delays:
                 _fail(media, f"no se pudo descargar: {error}")
@@ -127,13 +135,46 @@ def _download(media: MediaRef) -> None:
         _fail(media, reason)
     if not info.get("url"):
         _fail(media, "Graph no devolvió la URL del archivo")
+    _keep(media, graph.download(info["url"]), mime, str(info.get("sha256") or "").lower())
+
+
+def twilio_media_allowed(url: str) -> bool:
+    """Only Twilio's media host (TWILIO_MEDIA_HOSTS) is fetched: a webhook never makes us fetch any URL."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower() in current_app.config["TWILIO_MEDIA_HOSTS"]
+
+
+def _download_twilio(url: str, account_sid: str | None, media: MediaRef) -> None:
+    """A Twilio media URL, fetched with HTTP basic auth (AccountSid, TWILIO_AUTH_TOKEN) and its redirect
+    followed (requests drops the credentials when the redirect leaves the host)."""
+    if not twilio_media_allowed(url):
+        _fail(media, f"URL de Twilio no permitida (TWILIO_MEDIA_HOSTS): {urlsplit(url).netloc or url[:60]}")
+    token = current_app.config["TWILIO_AUTH_TOKEN"]
+    try:
+        response = requests.get(url, auth=(account_sid, token) if account_sid and token else None,
+                                timeout=TWILIO_TIMEOUT, stream=True)
+    except requests.RequestException as error:
+        raise GraphError(f"Twilio no responde: {type(error).__name__}") from error
+    if response.status_code >= 400:
+        response.close()
+        raise GraphError(f"descarga fallida: HTTP {response.status_code}", status=response.status_code)
+    mime = media.mime or response.headers.get("Content-Type") or ""
+    declared = response.headers.get("Content-Length") or ""
+    reason = check_media(media.kind, mime, int(declared) if declared.isdigit() else None)
+    if reason:
+        response.close()
+        _fail(media, reason)
+    _keep(media, response, mime)
+
+
+def _keep(media: MediaRef, response, mime: str, expected: str = "") -> None:
+    """Stream a download into MEDIA_ROOT under the size limit, check its sha256 when known, and store it."""
     limit = min(LIMITS.get(media.kind, 100 * MB), current_app.config["MEDIA_MAX_BYTES"])
     directory = media_root() / "inbound" / str(media.chat_id)
     try:
-        part, size, sha256 = _stream_to_file(graph.download(info["url"]), limit, directory)
+        part, size, sha256 = _stream_to_file(response, limit, directory)
     except ValueError as error:
         _fail(media, str(error))
-    expected = str(info.get("sha256") or "").lower()
     if len(expected) == 64 and expected != sha256:
         part.unlink()
         _fail(media, "el archivo descargado no coincide con su sha256")

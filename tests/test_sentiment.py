@@ -209,10 +209,14 @@ def test_cli_classify_reads_lines(runner):
 
 def test_shipped_model_never_saw_the_held_out_rows():
     from services.sentiment import offline_model
-    from services.sentiment.dataset import load_all, split
+    from services.sentiment.dataset import load_all, load_extra, split
     training, held_out = split(load_all())
+    extra_training, extra_held_out = split(load_extra())
     assert offline_model().meta["trained_on"] == "train split"
-    assert offline_model().meta["examples"] == len(training)
+    assert offline_model().meta["examples"] == len(training) + len(extra_training)
+    assert extra_training and extra_held_out and all(e.extra for e in extra_training)
+    assert not {e.group for e in extra_training} & {e.group for e in extra_held_out}
+    assert not {e.text for e in extra_training} & {e.text for e in held_out}
     assert not {e.text for e in training} & {e.text for e in held_out if e.language == "es"}
     assert not {e.group for e in training if e.language == "en"} & {e.group for e in held_out if e.language == "en"}
 
@@ -233,3 +237,13 @@ def test_two_word_lexicon_entries_and_negation():
     assert lexicon.scores(tokens("no sirve")) == (0.0, 2.5)
     assert lexicon.scores(tokens("me gusta"))[0] > 0 and lexicon.scores(tokens("no me gusta"))[1] > 0
     assert lexicon.scores(tokens("Miles Davis &lt;3"))[0] > 0
+
+
+def test_public_lexicon_reads_english_and_spanish_words():
+    from services.sentiment.dataset import load_public_lexicon
+    from services.sentiment.offline import Lexicon, tokens
+    lexicon = Lexicon(load_public_lexicon())
+    assert lexicon.scores(tokens("a horrible, useless thing"))[1] > 0
+    assert lexicon.scores(tokens("good value, I love it"))[0] > 0
+    assert lexicon.scores(tokens("qué día tan aburrido"))[1] > 0
+    assert lexicon.scores(tokens("un abrazo, estoy agradecido"))[0] > 0

@@ -1,7 +1,9 @@
 """The offline sentiment model: hashed word and character n-grams, one linear layer, softmax.
 
 Pure Python, so it runs wherever the app runs. `scripts/train_sentiment.py` writes the model
-file; `OfflineModel.load()` reads it once. Features are built here and only here, so training
+file; `OfflineModel.load()` reads it once. The model file carries its lexicons: the project's own
+and, when trained with it, a second one (VADER's English words and AFINN's Spanish ones, see
+`services.sentiment.dataset.load_public_lexicon` and data/sentiment/SOURCE.md). Features are built here and only here, so training
 and prediction cannot drift apart.
 """
 import functools
@@ -144,11 +146,13 @@ def _lexicon_features(words: list[str], lexicon: Lexicon, version: int) -> list[
     return result
 
 
-def features(text: str, buckets: int, lexicon: Lexicon | None = None, config: dict | None = None) -> dict[int, float]:
+def features(text: str, buckets: int, lexicon: Lexicon | None = None, config: dict | None = None,
+             second: Lexicon | None = None) -> dict[int, float]:
     """Hashed counts of words and word pairs scaled to unit length; with `config["chars"]` = [n, m],
     also character n-grams of each word (n to m long, a block of its own length `char_weight`);
     then the lexicon features (positive, negative, balance; version 2 adds the balance after the
-    last "pero"/"but", the balance amplified by exclamations, a question mark, no word of feeling) in the slots after the buckets."""
+    last "pero"/"but", the balance amplified by exclamations, a question mark, no word of feeling) in the slots after the buckets;
+    with a `second` lexicon, the same features from it in the next LEXICON_SLOTS slots."""
     config = config or FEATURES_V1
     words = tokens(text)
     grams = ["w:" + w for w in words]
@@ -169,15 +173,21 @@ def features(text: str, buckets: int, lexicon: Lexicon | None = None, config: di
         for index, value in chars.items():
             result[index] = result.get(index, 0.0) + value * scale
     if lexicon is not None:
-        values = _lexicon_features(words, lexicon, config.get("lexicon", 1))
+        version = config.get("lexicon", 1)
+        values = _lexicon_features(words, lexicon, version)
+        slots = LEXICON_SLOTS
+        if second is not None:
+            # the same readings from the second lexicon (VADER's), in the slots after the first
+            values += [0.0] * (LEXICON_SLOTS - len(values)) + _lexicon_features(words, second, version)
+            slots = 2 * LEXICON_SLOTS
         for offset, value in enumerate(values):
             result[buckets + offset] = value
         if config.get("language"):
             # a bias and a lexicon reading of their own for each language: tweets and reviews differ
             spanish = looks_spanish(text, words)
-            result[buckets + LEXICON_SLOTS] = 1.0 if spanish else 0.0
-            result[buckets + LEXICON_SLOTS + 1] = 0.0 if spanish else 1.0
-            base = buckets + LEXICON_SLOTS + 2 + (0 if spanish else LEXICON_SLOTS)
+            result[buckets + slots] = 1.0 if spanish else 0.0
+            result[buckets + slots + 1] = 0.0 if spanish else 1.0
+            base = buckets + slots + 2 + (0 if spanish else slots)
             for offset, value in enumerate(values):
                 result[base + offset] = value
     return result
@@ -212,10 +222,12 @@ class OfflineModel:
     """Multinomial logistic regression over hashed features."""
 
     def __init__(self, buckets: int, weights: dict[int, list[float]], bias: list[float],
-                 lexicon: dict[str, float] | None = None, meta: dict | None = None, config: dict | None = None):
+                 lexicon: dict[str, float] | None = None, meta: dict | None = None, config: dict | None = None,
+                 second_lexicon: dict[str, float] | None = None):
         self.buckets, self.weights, self.bias, self.meta = buckets, weights, bias, meta or {}
         self.config = config or FEATURES_V1
         self.lexicon = Lexicon(lexicon or {})
+        self.second = Lexicon(second_lexicon) if second_lexicon else None
 
     @classmethod
     def load(cls, path: Path = MODEL_PATH) -> "OfflineModel":
@@ -225,13 +237,15 @@ class OfflineModel:
             raise ValueError(f"el modelo {path} no tiene las etiquetas {LABELS}")
         weights = {int(k): v for k, v in data["weights"].items()}
         return cls(data["buckets"], weights, data["bias"], data.get("lexicon"), data.get("meta"),
-                   data.get("features", FEATURES_V1))
+                   data.get("features", FEATURES_V1), data.get("second_lexicon"))
 
     def save(self, path: Path) -> None:
         data = {"labels": list(LABELS), "buckets": self.buckets, "bias": [round(b, 5) for b in self.bias],
                 "weights": {str(k): [round(x, 5) for x in v] for k, v in sorted(self.weights.items())
                             if any(abs(x) >= 1e-5 for x in v)},
                 "lexicon": self.lexicon.entries, "meta": self.meta, "features": self.config}
+        if self.second is not None:
+            data["second_lexicon"] = self.second.entries
         body = json.dumps(data, separators=(",", ":")).encode()
         # no name, mtime 0: the same data always gives the same bytes
         with open(path, "wb") as raw, gzip.GzipFile("", "wb", 9, raw, mtime=0) as handle:
@@ -240,7 +254,7 @@ class OfflineModel:
     def probabilities(self, text: str) -> list[float]:
         scores = list(self.bias)
         zero = (0.0, 0.0, 0.0)
-        for index, value in features(text, self.buckets, self.lexicon, self.config).items():
+        for index, value in features(text, self.buckets, self.lexicon, self.config, self.second).items():
             row = self.weights.get(index, zero)
             scores[0] += row[0] * value
             scores[1] += row[1] * value
