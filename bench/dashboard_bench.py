@@ -1,6 +1,6 @@
 """Dashboard endpoints on MariaDB with 1,000,000 messages over a year.
 
-    .venv/bin/python bench/dashboard_bench.py [--messages 1000000] [--runs 5] [--reload]
+    .venv/bin/python bench/dashboard_bench.py [--messages 1000000] [--runs 5] [--reload] [--only respuesta,...]
 
 1. Creates the database `whatsapp_ia_dash_bench` (BENCH_DASH_URL to change it), migrates it and, unless it
    already holds exactly --messages messages (or --reload), loads them with LOAD DATA LOCAL INFILE:
@@ -154,6 +154,8 @@ def main(argv=None) -> int:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--reload", action="store_true")
+    parser.add_argument("--only", help="comma-separated charts to time (default: every chart)")
+    parser.add_argument("--ranges", default="mes,año", help="comma-separated ranges: mes, año")
     args = parser.parse_args(argv)
     ensure_database()
     app = make_app()
@@ -163,9 +165,12 @@ def main(argv=None) -> int:
     viewers = {"admin": signed_in(app, ADMIN), "agente": signed_in(app, AGENT)}
     results, wrong, missed = [], 0, 0
     print(f"{'endpoint':<18}{'viewer':<8}{'range':<6}{'p50 ms':>9}{'max ms':>9}  target")
-    for range_name, params in (("mes", MONTH), ("año", WHOLE_YEAR)):
+    charts = args.only.split(",") if args.only else list(CHARTS)
+    ranges = [(name, params) for name, params in (("mes", MONTH), ("año", WHOLE_YEAR))
+              if name in args.ranges.split(",")]
+    for range_name, params in ranges:
         for viewer, client in viewers.items():
-            for chart in CHARTS:
+            for chart in charts:
                 times = []
                 for _ in range(args.runs):
                     started = time.perf_counter()

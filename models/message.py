@@ -88,7 +88,8 @@ class Message(db.Model):
         Index("ix_messages_chat_created_dims", "chat_id", "created_at", "direction", "sender", "type",
               "sentiment_label", "status", "error_code"),
         Index("ix_messages_out_funnel", "direction", "created_at", "status", "error_code", "chat_id"),
-        Index("ix_messages_out_failed", "direction", "status", "created_at", "error_code", "chat_id"),
+        Index("ix_messages_out_failed", "direction", "status", "created_at", "error_code", "chat_id",
+              "error_title"),  # its error titles: migration a4f8d2c6e913
         Index("ix_messages_type_dir_created", "type", "direction", "created_at", "chat_id"),
     )
 

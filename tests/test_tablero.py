@@ -141,3 +141,72 @@ def test_bad_filters_are_400_in_spanish(admin_client, ids, params, words):
 def test_unknown_chart_is_404(admin_client):
     response = admin_client.get("/tablero/api/no-existe")
     assert response.status_code == 404 and "tipos" in response.get_json()["graficos"]
+
+
+# April 2026, away from the seeded March: the cases the response-time queries treat apart.
+APRIL = {"desde": "2026-04-01", "hasta": "2026-04-02"}
+APRIL_MESSAGES = [
+    # A (ventas): a reply to a question of March opens the range, so the first reply after the first
+    # question is looked for past it; two questions in the same second count once; a second agent message
+    # answers nothing new.
+    (A, "2026-04-01 08:00:00", "out", "bot", "failed", None),
+    (A, "2026-04-01 09:00:00", "in", "customer", "received", None),
+    (A, "2026-04-01 09:00:00", "in", "customer", "received", None),
+    (A, "2026-04-01 09:02:00", "out", "agent", "read", None),
+    (A, "2026-04-01 09:03:00", "out", "agent", "read", None),
+    (A, "2026-04-01 10:00:00", "in", "customer", "received", None),
+    (A, "2026-04-01 10:00:10", "out", "bot", "delivered", None),
+    (A, "2026-04-01 10:05:00", "out", "agent", "failed", 131047),
+    # B: a question answered only after the range.
+    (B, "2026-04-02 23:59:00", "in", "customer", "received", None),
+    (B, "2026-04-03 00:10:00", "out", "agent", "read", None),
+    # C: an agent message before any question of the range answers nothing.
+    (C, "2026-04-02 07:00:00", "out", "agent", "failed", None),
+    (C, "2026-04-02 07:30:00", "in", "customer", "received", None),
+    (C, "2026-04-02 07:31:00", "out", "agent", "sent", None),
+]
+
+
+@pytest.fixture
+def april(app, ids):
+    from extensions import db
+    from models import Chat, Message
+    from tests.tablero_data import at
+    with app.app_context():
+        chats = {chat.numero: chat.id for chat in db.session.scalars(db.select(Chat))}
+        for index, (numero, created, direction, sender, status, code) in enumerate(APRIL_MESSAGES):
+            db.session.add(Message(chat_id=chats[numero], wamid=f"wamid.APR{index}", direction=direction,
+                                   sender=sender, type="text", text="hola", status=status, error_code=code,
+                                   error_title="Re-engagement message" if code else None,
+                                   created_at=at(created), updated_at=at(created)))
+        db.session.commit()
+        db.session.remove()
+    return ids
+
+
+def test_response_times_edge_cases(admin_client, agent_client, april):
+    times = get(admin_client, "respuesta", **APRIL)
+    assert times["primera_respuesta"] == {"n": 2, "mediana": 90.0, "media": 90.0}  # A 120 s, C 60 s
+    assert times["respuesta_agente"] == {"n": 3, "mediana": 120.0, "media": 160.0}  # A 120 and 300 s, C 60 s
+    mine = get(agent_client, "respuesta", **APRIL)
+    assert mine["primera_respuesta"] == {"n": 1, "mediana": 120.0, "media": 120.0}
+    assert mine["respuesta_agente"] == {"n": 2, "mediana": 210.0, "media": 210.0}
+    one_day = get(admin_client, "respuesta", desde="2026-04-01", hasta="2026-04-01")
+    assert one_day["respuesta_agente"] == {"n": 2, "mediana": 210.0, "media": 210.0}
+    assert get(admin_client, "respuesta", desde="2026-04-02", hasta="2026-04-02")["primera_respuesta"] == {
+        "n": 1, "mediana": 60.0, "media": 60.0}
+
+
+def test_delivery_errors_without_a_code(admin_client, april):
+    funnel = get(admin_client, "entregas", **APRIL)
+    assert funnel["total"] == 7 and funnel["mensajes"] == [4, 3, 2, 3] and funnel["pendientes"] == 0
+    assert [(e["codigo"], e["titulo"], e["mensajes"]) for e in funnel["errores"]] == [
+        (None, None, 2), (131047, "Re-engagement message", 1)]
+
+
+def test_agent_words_are_the_same_when_the_newest_first_walk_gives_up(agent_client, ids, monkeypatch):
+    from services.analytics import queries
+    walked = get(agent_client, "palabras")
+    assert walked["muestra"] == 2 and "cotizar" in walked["labels"] and "pedido" not in walked["labels"]
+    monkeypatch.setattr(queries, "WORD_WALK", 1)  # MariaDB stops the walk at once: the usual plan answers
+    assert get(agent_client, "palabras") == walked
