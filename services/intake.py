@@ -57,7 +57,10 @@ def accept(source: str, kind: str, raw: str) -> int:
     database cannot take it (the caller answers 503 and the sender tries again)."""
     event_id = in_transaction(lambda: db.session.execute(insert(EVENTS).values(
         source=source, kind=kind[:64], payload=raw, received_at=utcnow())).inserted_primary_key[0])
-    wake()
+    try:
+        wake()
+    except Exception:  # the update is stored: the next wake-up, the worker's start or requeue-pending drains it
+        log.exception("webhook event %s stored, but the drainer could not be woken", event_id)
     return event_id
 
 

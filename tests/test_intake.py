@@ -170,3 +170,15 @@ def test_status_reports_the_journal_backlog_and_a_stuck_one(app, admin_client):
     assert "1 actualizaciones del diario guardadas" in result.output
     status = admin_client.get("/api/status").get_json()["intake"]
     assert (status["ok"], status["pending"], status["oldest_pending_seconds"]) == (True, 0, None)
+
+
+def test_an_update_is_accepted_even_when_the_job_queue_is_down(make_app):
+    # RQ backend with nothing listening on the Redis port: the journal still takes the update.
+    app = make_app(JOBS_BACKEND="rq", REDIS_URL="redis://127.0.0.1:9/0")
+    response = post_webhook(app.test_client(), json.dumps(text_payload("wamid.NOQUEUE")).encode())
+    assert response.status_code == 200
+    with app.app_context():
+        event = db.session.get(WebhookEvent, response.get_json()["event"])
+        assert event.processed_at is None
+        assert json.loads(event.payload)["entry"][0]["changes"][0]["value"]["messages"][0]["id"] == "wamid.NOQUEUE"
+        assert intake.backlog()[0] == 1, "it waits in the journal for the next drain"
