@@ -2,7 +2,6 @@
 import click
 from flask import current_app
 
-from extensions import db
 from services.auth import UserError, create_user, ensure_admin
 from services.demo_flow import seed_demo_flow
 
@@ -43,23 +42,17 @@ def register_commands(app) -> None:
         if current_app.config["JOBS_BACKEND"] != "rq":
             raise click.ClickException("el worker necesita JOBS_BACKEND=rq y REDIS_URL")
         click.echo(f"{jobs.recover_abandoned()} trabajos abandonados por un worker caído recuperados")
-        from services.intake import backlog, wake
-        waiting = backlog()[0]
-        db.session.remove()  # no transaction (SQLite: no write lock) and no connection may cross the forks
-        db.engine.dispose()
-        if waiting:  # updates journaled while no worker ran
-            wake()
+        from services.intake import wake; wake()  # updates journaled while no worker ran
         from services.transcription import preload_model; preload_model()  # once, shared by the forked jobs
         Worker([jobs.queue], connection=jobs.connection).work(with_scheduler=True)
 
     @app.cli.command("requeue-pending")
     def requeue_pending_command():
         """Vuelve a encolar el diario de webhooks y los chats con mensajes sin procesar (tras una caída)."""
-        from services.intake import backlog, drain
+        from services.intake import drain
         from services.jobs import enqueue
         from services.pipeline import pending_chat_ids
-        if backlog()[0]:
-            click.echo(f"{drain().events} actualizaciones del diario guardadas")
+        click.echo(f"{drain().events} actualizaciones del diario guardadas")
         from services.media import requeue_stalled; click.echo(requeue_stalled())  # downloads, transcriptions
         chat_ids = pending_chat_ids()
         for chat_id in chat_ids:

@@ -8,6 +8,7 @@ from werkzeug.urls import iri_to_uri
 
 from extensions import csrf
 from services import intake, metrics, twilio_payload
+from services.meta_payload import parse_update
 from services.signatures import valid_meta_signature
 
 bp = Blueprint("webhook", __name__)
@@ -42,7 +43,7 @@ def receive():
         metrics.observe_webhook("meta", "unknown", "invalid_json")
         return jsonify(error="se esperaba un objeto JSON"), 400
     try:
-        event_id = intake.accept_meta(payload, raw.decode("utf-8"))
+        event_id = intake.accept("meta", parse_update(payload), raw.decode("utf-8"))
     except OperationalError:
         log.exception("webhook not stored: database unavailable")
         metrics.observe_webhook("meta", "unknown", "database_unavailable")
@@ -70,7 +71,7 @@ def receive_twilio():
         metrics.observe_webhook("twilio", "unknown", "invalid_form")
         return jsonify(error="se esperaba un formulario de Twilio con MessageSid y From"), 400
     try:
-        intake.accept("twilio", ",".join(dict.fromkeys(twilio_payload.parse_form(body).kinds)), body)
+        intake.accept("twilio", twilio_payload.parse_form(body), body)
     except OperationalError:
         log.exception("twilio webhook not stored: database unavailable")
         metrics.observe_webhook("twilio", "unknown", "database_unavailable")

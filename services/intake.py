@@ -52,21 +52,16 @@ class DrainResult:
     failed: int = 0
 
 
-def accept(source: str, kind: str, raw: str) -> int:
-    """Store one update durably and wake the drainer; the event's id. Raises OperationalError when the
-    database cannot take it (the caller answers 503 and the sender tries again)."""
+def accept(source: str, parsed: ParsedUpdate, raw: str) -> int:
+    """Store one update (`raw`, read as `parsed` to name its kind) durably and wake the drainer; the event's
+    id. Raises OperationalError when the database cannot take it (the caller answers 503, the sender retries)."""
     event_id = in_transaction(lambda: db.session.execute(insert(EVENTS).values(
-        source=source, kind=kind[:64], payload=raw, received_at=utcnow())).inserted_primary_key[0])
+        source=source, kind=parsed.kind[:64], payload=raw, received_at=utcnow())).inserted_primary_key[0])
     try:
         wake()
     except Exception:  # the update is stored: the next wake-up, the worker's start or requeue-pending drains it
         log.exception("webhook event %s stored, but the drainer could not be woken", event_id)
     return event_id
-
-
-def accept_meta(payload: dict, raw: str) -> int:
-    """`accept` for a Meta update already read as JSON (the kind column names what it carries)."""
-    return accept("meta", ",".join(dict.fromkeys(parse_update(payload).kinds)), raw)
 
 
 def wake() -> None:
@@ -209,7 +204,7 @@ def _follow_up(outcomes: list[tuple], result: DrainResult) -> None:
         kind = metrics.webhook_kind(len(stored.stored) + stored.duplicates, stored.statuses)
         metrics.observe_webhook(event.source, kind, "duplicate" if stored.duplicates and not stored.stored else "ok")
         log.info("webhook stored source=%s event=%s kinds=%s new=%s duplicates=%s statuses=%s wamids=%s",
-                 event.source, event.id, ",".join(dict.fromkeys(parsed.kinds)), len(stored.stored),
+                 event.source, event.id, parsed.kind, len(stored.stored),
                  stored.duplicates, stored.statuses, ",".join(m.wamid for m in parsed.messages + parsed.statuses))
     for message_id in media:
         jobs.enqueue("services.media.download_media", message_id)

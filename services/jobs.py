@@ -222,21 +222,18 @@ class RqJobs:
         self.queue = Queue(QUEUE_NAME, connection=self.connection)
         self.delays = [max(1, round(d)) for d in delays]
 
-    def enqueue(self, task: str, *args, retries: int = 3) -> str:
+    def _options(self, retries: int) -> dict:
+        """What every job gets: retries with backoff, a time limit, a week of failure record, give_up at the end."""
         from rq import Callback, Retry
-        job = self.queue.enqueue(run_task, task, *args,
-                                 retry=Retry(max=retries, interval=self.delays) if retries else None,
-                                 job_timeout=600, failure_ttl=7 * 24 * 3600, on_failure=Callback(rq_job_failed))
-        return job.id
+        return {"retry": Retry(max=retries, interval=self.delays) if retries else None, "job_timeout": 600,
+                "failure_ttl": 7 * 24 * 3600, "on_failure": Callback(rq_job_failed)}
+
+    def enqueue(self, task: str, *args, retries: int = 3) -> str:
+        return self.queue.enqueue(run_task, task, *args, **self._options(retries)).id
 
     def enqueue_in(self, delay: float, task: str, *args, retries: int = 3) -> str:
         from datetime import timedelta
-
-        from rq import Callback, Retry
-        job = self.queue.enqueue_in(timedelta(seconds=delay), run_task, task, *args,
-                                    retry=Retry(max=retries, interval=self.delays) if retries else None,
-                                    job_timeout=600, failure_ttl=7 * 24 * 3600, on_failure=Callback(rq_job_failed))
-        return job.id
+        return self.queue.enqueue_in(timedelta(seconds=delay), run_task, task, *args, **self._options(retries)).id
 
     def enqueue_once(self, task: str, *args, retries: int = 3) -> str | None:
         # The key is dropped when the job starts (run_once_task); it expires anyway, so a job lost with its
@@ -244,11 +241,7 @@ class RqJobs:
         key = once_key(task, args)
         if not self.connection.set(key, "1", nx=True, ex=ONCE_TTL_SECONDS):
             return None
-        from rq import Callback, Retry
-        job = self.queue.enqueue(run_once_task, key, task, *args,
-                                 retry=Retry(max=retries, interval=self.delays) if retries else None,
-                                 job_timeout=600, failure_ttl=7 * 24 * 3600, on_failure=Callback(rq_job_failed))
-        return job.id
+        return self.queue.enqueue(run_once_task, key, task, *args, **self._options(retries)).id
 
     def recover_abandoned(self) -> int:
         """Run when a worker starts: jobs still marked as started by a worker that is dead (its process gone

@@ -41,6 +41,11 @@ class ParsedUpdate:
     statuses: list[StatusUpdate] = field(default_factory=list)
     kinds: list[str] = field(default_factory=list)
 
+    @property
+    def kind(self) -> str:
+        """What the update carries, each kind once in order of appearance ("text,status:read")."""
+        return ",".join(dict.fromkeys(self.kinds))
+
 
 def parse_timestamp(value) -> datetime | None:
     try:

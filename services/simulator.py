@@ -1,7 +1,7 @@
 """The simulator: a customer typed in the browser, fed through the real webhook pipeline (DESIGN §5).
 
 Every action builds the body Meta would POST to `/webhook` (same shape as the corpus under
-`shared/corpus/meta/webhooks/`) and hands it to `intake.accept_meta`, so the journal, storage, dedup,
+`shared/corpus/meta/webhooks/`) and hands it to `intake.accept`, so the journal, storage, dedup,
 ordering, media download, the bot and the outbox all run exactly as for a real customer.
 Replies are read back from the database (the sandbox transport sends nothing).
 
@@ -33,6 +33,7 @@ from models import Chat, Message
 from models.types import utcnow
 from services import intake
 from services.exports import find_chat, message_record
+from services.meta_payload import parse_update
 from services.whatsapp_payloads import PayloadError, build_message
 
 log = logging.getLogger(__name__)
@@ -181,7 +182,7 @@ def status_entry(numero: str, wamid: str, status: str, timestamp: int) -> dict:
 
 def _feed(numero: str, messages: list[dict] | None = None, statuses: list[dict] | None = None) -> None:
     payload = webhook_payload(numero, messages, statuses, current_app.config.get("PHONE_NUMBER_ID"))
-    intake.accept_meta(payload, json.dumps(payload, ensure_ascii=False))
+    intake.accept("meta", parse_update(payload), json.dumps(payload, ensure_ascii=False))
 
 
 def _prepare(numero) -> str:

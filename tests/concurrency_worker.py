@@ -21,6 +21,7 @@ from config import test_config
 from extensions import db
 from models import Message
 from services import intake
+from services.meta_payload import parse_update
 from services.pipeline import process_chat
 
 
@@ -63,7 +64,7 @@ def receive(app, config: dict, stop: threading.Event) -> dict:
         for raw in bodies:
             try:
                 with app.app_context():
-                    intake.accept_meta(json.loads(raw), raw)
+                    intake.accept("meta", parse_update(json.loads(raw)), raw)
                     result = intake.drain()
                     wamids = list(db.session.scalars(select(Message.wamid).where(Message.id.in_(result.stored))))
             except Exception as error:  # noqa: BLE001 - reported to the test

@@ -12,6 +12,7 @@ from extensions import db
 from models import Chat, Message
 from services import intake
 from services.inbound import find_or_create_chat
+from services.meta_payload import parse_update
 from services.pipeline import MAX_ATTEMPTS
 from tests.concurrency import (Recorder, Workers, at_once, check_chat_handling, overlaps_across_chats, post_signed,
                                read_records, serve)
@@ -82,7 +83,7 @@ def test_workers_in_other_processes_keep_each_chat_in_order_and_handle_each_mess
             for i in range(per_chat):
                 raw = json.dumps(text_payload(f"wamid.XP.{numero}.{i}", numero=numero, body=f"m{i}"))
                 with app.app_context():
-                    intake.accept_meta(json.loads(raw), raw)
+                    intake.accept("meta", parse_update(json.loads(raw)), raw)
                 time.sleep(0.003)
         return run
 

@@ -16,10 +16,9 @@ from sqlalchemy import select
 from extensions import db
 from models import Chat, Message, Role
 from models.types import utcnow
-from tests.browser import ARTIFACTS, TIMEOUT_MS, browser, needs_chromium, served, sign_in, sync_api, watch_errors  # noqa: F401
+from tests.browser import ARTIFACTS, TIMEOUT_MS, browser, served, sign_in, sync_api, watch_errors  # noqa: F401
 from tests.conftest import post_webhook, text_payload, wait_for_jobs
 
-pytestmark = needs_chromium
 expect = sync_api.expect
 
 VENTAS, OTRO, SOPORTE, LARGO = "5215511110001", "5215511110002", "5215522220001", "5215511110003"

@@ -14,10 +14,9 @@ import pytest
 
 from extensions import db
 from services.demo_flow import seed_demo_flow
-from tests.browser import ARTIFACTS, TIMEOUT_MS, browser, needs_chromium, served, sync_api, watch_errors  # noqa: F401
+from tests.browser import ARTIFACTS, TIMEOUT_MS, browser, served, sync_api, watch_errors  # noqa: F401
 
 USERNAME, PASSWORD = "probadora", "clave-del-navegador-1"
-pytestmark = needs_chromium
 
 
 def wav_note(seconds: float = 0.6, rate: int = 8000) -> bytes:

@@ -3,25 +3,17 @@
 Signs in, opens /tablero on a busy month, waits until every chart has drawn on its canvas, checks the
 Chart.js file came from this server (no CDN), and saves tests/artifacts/tablero.png for a person to look at.
 """
-import os
 import re
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
+from tests.browser import ARTIFACTS, browser, served, sync_api  # noqa: F401
 from tests.tablero_data import seed_dashboard, seed_month
 
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync"]
 USERNAME, PASSWORD = "gerenta", "clave-del-tablero-1"
 VENDOR = Path(__file__).resolve().parents[1] / "static" / "vendor" / "chart.umd.js"
 
-sync_api = pytest.importorskip("playwright.sync_api")
-pytestmark = pytest.mark.skipif(not os.access(CHROMIUM, os.X_OK), reason="Chromium de Debian no instalado")
 
 
 @pytest.fixture
@@ -31,15 +23,8 @@ def live_url(make_app, make_user):
     make_user(USERNAME, PASSWORD, admin=True)
     seed_dashboard(app)
     seed_month(app)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with served(app) as url:
+        yield url
 
 
 def painted_pixels(page, selector: str) -> int:
@@ -52,44 +37,39 @@ def painted_pixels(page, selector: str) -> int:
     }""", selector)
 
 
-def test_dashboard_draws_every_chart(live_url):
+def test_dashboard_draws_every_chart(live_url, browser):
     expect = sync_api.expect
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="es-CL")
-            page.set_default_timeout(15_000)
-            errors, outside = [], []
-            page.on("pageerror", lambda error: errors.append(str(error)))
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(live_url) else None)
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="es-CL")
+    page.set_default_timeout(15_000)
+    errors, outside = [], []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(live_url) else None)
 
-            page.goto(f"{live_url}/tablero?desde=2026-03-01&hasta=2026-03-31")
-            expect(page).to_have_url(re.compile(r"/login"))
-            page.fill("#username", USERNAME)
-            page.fill("#password", PASSWORD)
-            page.click("button[type=submit]")
-            expect(page).to_have_url(re.compile(r"/tablero"))
-            if "desde=" not in page.url:
-                page.goto(f"{live_url}/tablero?desde=2026-03-01&hasta=2026-03-31")
-            expect(page.locator("body")).to_have_attribute("data-tablero", "listo")
+    page.goto(f"{live_url}/tablero?desde=2026-03-01&hasta=2026-03-31")
+    expect(page).to_have_url(re.compile(r"/login"))
+    page.fill("#username", USERNAME)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page).to_have_url(re.compile(r"/tablero"))
+    if "desde=" not in page.url:
+        page.goto(f"{live_url}/tablero?desde=2026-03-01&hasta=2026-03-31")
+    expect(page.locator("body")).to_have_attribute("data-tablero", "listo")
 
-            canvases = page.locator("canvas[data-chart]")
-            names = canvases.evaluate_all("(all) => all.map((c) => c.dataset.chart)")
-            assert len(names) == 12
-            for name in names:
-                expect(page.locator(f'canvas[data-chart="{name}"]')).to_have_attribute("data-ready", "1")
-                assert painted_pixels(page, f'canvas[data-chart="{name}"]') > 500, f"gráfico {name} vacío"
-            expect(page.locator("#kpi-mensajes")).not_to_have_text("…")
-            assert page.locator("#kpi-primera").inner_text() != "sin datos"
-            expect(page.locator("#errores tbody tr")).to_have_count(3)
-            assert page.locator("#tablero-error").is_hidden()
-            ARTIFACTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(ARTIFACTS / "tablero.png"), full_page=True)
-            assert errors == [], errors
+    canvases = page.locator("canvas[data-chart]")
+    names = canvases.evaluate_all("(all) => all.map((c) => c.dataset.chart)")
+    assert len(names) == 12
+    for name in names:
+        expect(page.locator(f'canvas[data-chart="{name}"]')).to_have_attribute("data-ready", "1")
+        assert painted_pixels(page, f'canvas[data-chart="{name}"]') > 500, f"gráfico {name} vacío"
+    expect(page.locator("#kpi-mensajes")).not_to_have_text("…")
+    assert page.locator("#kpi-primera").inner_text() != "sin datos"
+    expect(page.locator("#errores tbody tr")).to_have_count(3)
+    assert page.locator("#tablero-error").is_hidden()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "tablero.png"), full_page=True)
+    assert errors == [], errors
 
-            page.goto(f"{live_url}/tablero?desde=2026-03-31&hasta=2026-03-01")
-            assert "posterior" in page.content()
-            assert outside == [], f"peticiones fuera del servidor: {outside}"
-        finally:
-            browser.close()
+    page.goto(f"{live_url}/tablero?desde=2026-03-31&hasta=2026-03-01")
+    assert "posterior" in page.content()
+    assert outside == [], f"peticiones fuera del servidor: {outside}"
