@@ -65,6 +65,9 @@ class Message(db.Model):
     transcription_status: Mapped[str | None] = mapped_column(String(255))
     sentiment_label: Mapped[str | None] = mapped_column(String(16))
     sentiment_score: Mapped[float | None] = mapped_column(Float)
+    # On an agent's message that is the first answer to the customer's latest message: that message's time
+    # (services.outbox.question_answered), so the dashboard's agent response time is a range scan.
+    answers_at: Mapped[datetime | None] = mapped_column(DateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -91,6 +94,7 @@ class Message(db.Model):
         Index("ix_messages_out_failed", "direction", "status", "created_at", "error_code", "chat_id",
               "error_title"),  # its error titles: migration a4f8d2c6e913
         Index("ix_messages_type_dir_created", "type", "direction", "created_at", "chat_id"),
+        Index("ix_messages_agent_answers", "sender", "created_at", "answers_at", "chat_id"),  # migration e5b1c7d93a20
     )
 
     @property

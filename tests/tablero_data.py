@@ -3,6 +3,7 @@ from datetime import datetime
 
 from extensions import db
 from models import Chat, Message, Role
+from services.outbox import question_answered
 
 A, B, C = "5215500000001", "5215500000002", "5215500000003"
 AGENT, AGENT_PASSWORD = "vendedora", "clave-de-ventas-1"
@@ -44,6 +45,11 @@ MESSAGES = [
 RANGE = {"desde": "2026-03-01", "hasta": "2026-03-03"}
 
 
+def answered(chat_id: int, sender: str, created: datetime) -> datetime | None:
+    """What the outbox writes on an agent's message (messages are added in time order within a chat)."""
+    return question_answered(chat_id, created) if sender == "agent" else None
+
+
 def seed_dashboard(app) -> dict:
     """Roles ventas (chat A) and soporte (chat B), chat C without roles, agent `vendedora` in ventas."""
     from services.auth import create_user
@@ -63,6 +69,7 @@ def seed_dashboard(app) -> dict:
             agent_id = agent.id if extra.pop("agent", False) else None
             db.session.add(Message(chat_id=chats[numero].id, wamid=f"wamid.T{index}", direction=direction,
                                    sender=sender, type=kind, text=text, status=status, agent_id=agent_id,
+                                   answers_at=answered(chats[numero].id, sender, at(created)),
                                    created_at=at(created), updated_at=at(created), **extra))
         db.session.commit()
         ids = {"ventas": ventas.id, "soporte": soporte.id, "agent": agent.id}
@@ -116,6 +123,14 @@ def seed_month(app, year: int = 2026, month: int = 3, chats: int = 25, per_day: 
                 if sender == "bot" and rng.random() < 0.4:
                     messages.append(dict(chat_id=chat_id, direction="out", sender="bot", type="interactive",
                                          text="menú", status="read", created_at=created + timedelta(seconds=25)))
+        messages.sort(key=lambda m: m["created_at"])
+        latest = {}  # per chat, its latest customer or agent message: what question_answered reads
+        for m in messages:
+            if m["sender"] == "agent":
+                direction, when = latest.get(m["chat_id"], (None, None))
+                m["answers_at"] = when if direction == "in" else None
+            if m["direction"] == "in" or m["sender"] == "agent":
+                latest[m["chat_id"]] = (m["direction"], m["created_at"])
         keys = {key for message in messages for key in message}
         db.session.execute(Message.__table__.insert(), [{key: m.get(key) for key in keys} | {"attempts": 0,
                                                           "updated_at": m["created_at"]} for m in messages])

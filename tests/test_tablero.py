@@ -171,13 +171,14 @@ APRIL_MESSAGES = [
 def april(app, ids):
     from extensions import db
     from models import Chat, Message
-    from tests.tablero_data import at
+    from tests.tablero_data import answered, at
     with app.app_context():
         chats = {chat.numero: chat.id for chat in db.session.scalars(db.select(Chat))}
         for index, (numero, created, direction, sender, status, code) in enumerate(APRIL_MESSAGES):
             db.session.add(Message(chat_id=chats[numero], wamid=f"wamid.APR{index}", direction=direction,
                                    sender=sender, type="text", text="hola", status=status, error_code=code,
                                    error_title="Re-engagement message" if code else None,
+                                   answers_at=answered(chats[numero], sender, at(created)),
                                    created_at=at(created), updated_at=at(created)))
         db.session.commit()
         db.session.remove()
@@ -210,3 +211,43 @@ def test_agent_words_are_the_same_when_the_newest_first_walk_gives_up(agent_clie
     assert walked["muestra"] == 2 and "cotizar" in walked["labels"] and "pedido" not in walked["labels"]
     monkeypatch.setattr(queries, "WORD_WALK", 1)  # MariaDB stops the walk at once: the usual plan answers
     assert get(agent_client, "palabras") == walked
+
+
+def test_an_agent_reply_through_the_panel_records_the_question_it_answers(app, make_user):
+    """The write path behind `respuesta`: the outbox stores, on an agent's first answer, its question's time."""
+    import json
+
+    from sqlalchemy import select
+
+    from extensions import db
+    from models import Chat, Message
+    from tests.conftest import csrf_token, login, post_webhook, text_payload, wait_for_jobs
+    make_user("vera", "clave-de-agente", roles=[], admin=True)
+    client = app.test_client()
+    assert login(client, "vera", "clave-de-agente").status_code == 302
+    headers = {"X-CSRFToken": csrf_token(client, "/")}
+
+    def customer(wamid, body):
+        post_webhook(app.test_client(), json.dumps(text_payload(wamid, numero=A, body=body)).encode())
+        wait_for_jobs(app)
+
+    def agent(text):
+        assert client.post(f"/api/chats/{chat_id}/mensajes", json={"texto": text}, headers=headers).status_code == 201
+        wait_for_jobs(app)
+
+    customer("wamid.Q1", "hola")
+    with app.app_context():
+        chat_id = db.session.scalar(select(Chat.id).filter_by(numero=A))
+    agent("Buenos días")
+    agent("¿En qué le ayudo?")
+    customer("wamid.Q2", "quiero un mesón")
+    agent("Claro")
+    with app.app_context():
+        rows = db.session.execute(select(Message.sender, Message.created_at, Message.answers_at)
+                                  .where(Message.chat_id == chat_id).order_by(Message.id)).all()
+    questions = [created for sender, created, _ in rows if sender == "customer"]
+    assert [answers for sender, _, answers in rows if sender == "agent"] == [questions[0], None, questions[1]]
+    assert any(sender == "bot" for sender, *_ in rows)  # the bot's answer to the first question did not count
+    today = questions[0].date().isoformat()
+    times = get(client, "respuesta", desde=today, hasta=today)["respuesta_agente"]
+    assert times["n"] == 2 and times["mediana"] is not None

@@ -1,5 +1,5 @@
 """The few expressions SQLite and MariaDB spell differently: hour of day, day, seconds between two times; and
-MariaDB per-statement settings for the two queries its defaults plan badly."""
+MariaDB's bounded scan with per-statement settings for the query its defaults plan badly."""
 from sqlalchemy import Float, Integer, cast, func, literal_column, select
 
 from extensions import db
@@ -32,14 +32,6 @@ def mariadb() -> bool:
     return getattr(db.engine.dialect, "is_mariadb", False)
 
 
-def execute(statement, **settings: str | int):
-    """Run a select; on MariaDB with `SET STATEMENT name=value, ... FOR` (that statement only, e.g. a bigger
-    sort buffer for a window function, or an optimizer switch). Other engines run the plain statement."""
-    if not mariadb() or not settings:
-        return db.session.execute(statement)
-    return _mariadb_execute(statement, settings)
-
-
 def scalars_within(statement, rows_examined: int, **settings: str | int) -> list | None:
     """MariaDB only: the statement's first column, reading at most `rows_examined` rows (`LIMIT ... ROWS
     EXAMINED`); None when it had to stop there, so its answer may be incomplete."""
@@ -60,12 +52,12 @@ def _mariadb_execute(statement, settings: dict, suffix: str = ""):
     return db.session.connection().exec_driver_sql(sql, compiled.params)
 
 
-def median_and_mean(subquery, column: str, **settings: str | int) -> dict:
+def median_and_mean(subquery, column: str) -> dict:
     """Median and mean of one column of an aggregate subquery (one value per chat or per answered question,
     never per message), read as (value, how many) in one sorted pass."""
     value = subquery.c[column]
-    counts = [(float(v), n) for v, n in execute(
-        select(value, func.count()).where(value.is_not(None)).group_by(value).order_by(value), **settings)]
+    counts = [(float(v), n) for v, n in db.session.execute(
+        select(value, func.count()).where(value.is_not(None)).group_by(value).order_by(value))]
     total = sum(n for _, n in counts)
     if not total:
         return {"n": 0, "mediana": None, "media": None}
