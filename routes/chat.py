@@ -15,7 +15,7 @@ from services.access import can_see_chat, chat_for
 from services.panel import (CHAT_PAGE, MESSAGE_PAGE, ChatFilter, chat_summary, list_chats, media_file,
                             message_in_chat, messages_after, messages_page, roles_to_filter)
 from services.quick_replies import list_quick_replies
-from services.rules.media import MB, Upload
+from services.rules.media import MB, Upload, accepted_files, largest_upload
 
 bp = Blueprint("chat", __name__)
 HEARTBEAT_SECONDS = 15
@@ -27,14 +27,14 @@ INLINE_TYPES = ("audio/", "video/", "image/png", "image/jpeg", "image/gif", "ima
 def _larger_body_for_attachments(endpoint, values):
     # Runs before the CSRF check reads the form, so an attachment up to the largest limit gets through.
     if endpoint == "chat.attach":
-        request.max_content_length = agent.largest_attachment() + MB
+        request.max_content_length = largest_upload() + MB
 
 
 @bp.errorhandler(RequestEntityTooLarge)
 def _too_large(_error):
     limit = request.max_content_length or current_app.config["MAX_CONTENT_LENGTH"]
     if request.endpoint == "chat.attach":
-        return jsonify(error=f"El archivo supera el máximo de {agent.largest_attachment() // MB} MB."), 413
+        return jsonify(error=f"El archivo supera el máximo de {largest_upload() // MB} MB."), 413
     return jsonify(error=f"El envío supera el máximo de {max(limit // MB, 1)} MB."), 413
 
 
@@ -69,7 +69,7 @@ def _panel(selected=None, messages=()):
     roles = roles_to_filter(current_user)
     return render_template("chats/panel.html", chats=chats, filter=chat_filter, roles=roles, selected=selected,
                            messages=list(messages), quick_replies=list_quick_replies(),
-                           attachment_limits=agent.attachment_limits(), chat_page=CHAT_PAGE,
+                           attachment_limits=accepted_files(), chat_page=CHAT_PAGE,
                            message_page=MESSAGE_PAGE)
 
 

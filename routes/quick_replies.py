@@ -9,10 +9,10 @@ from wtforms.validators import Length
 
 from extensions import csrf
 from routes.guards import admin_required
-from services.quick_replies import (TEXT_MAX, TITLE_MAX, QuickReplyError, accepted_files, create_quick_reply,
-                                    delete_quick_reply, get_quick_reply, kind_label, move_quick_reply, quick_replies,
-                                    quick_reply_media, update_quick_reply, upload_limit, whatsapp_kind)
-from services.rules.media import MB, Upload
+from services.quick_replies import (TEXT_MAX, TITLE_MAX, QuickReplyError, create_quick_reply, delete_quick_reply,
+                                    get_quick_reply, kind_label, move_quick_reply, quick_replies, quick_reply_media,
+                                    update_quick_reply, whatsapp_kind)
+from services.rules.media import MB, Upload, accepted_files, largest_upload
 
 bp = Blueprint("quick_replies", __name__, url_prefix="/configuracion/botones")
 
@@ -35,14 +35,14 @@ class QuickReplyForm(FlaskForm):
 
 @bp.errorhandler(RequestEntityTooLarge)
 def too_large(_error):
-    flash(f"El envío supera el máximo de {upload_limit() // MB} MB; suba archivos más pequeños o de a uno.", "error")
+    flash(f"El envío supera el máximo de {largest_upload() // MB} MB; suba archivos más pequeños o de a uno.", "error")
     return redirect(request.path)
 
 
 def _accept_upload() -> None:
     """Let an admin's POST carry files up to the largest limit, then check its CSRF token (exempted for that)."""
     if request.method == "POST":
-        request.max_content_length = upload_limit() + MB
+        request.max_content_length = largest_upload() + MB
         csrf.protect()
 
 
@@ -52,7 +52,7 @@ def _uploads(form: QuickReplyForm) -> list[Upload]:
 
 def _render_form(form: QuickReplyForm, reply=None):
     return render_template("quick_replies/form.html", form=form, reply=reply, accepted=accepted_files(),
-                           upload_mb=upload_limit() // MB, kind_label=kind_label), 400 if form.errors else 200
+                           upload_mb=largest_upload() // MB, kind_label=kind_label), 400 if form.errors else 200
 
 
 def _show_errors(form: QuickReplyForm, error: QuickReplyError) -> None:

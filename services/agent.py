@@ -17,7 +17,7 @@ from services.outbox import queue_message
 from services.panel import window_open
 from services.quick_replies import get_quick_reply, whatsapp_kind
 from services.rules import media as stored_files
-from services.rules.media import KINDS, MB, MediaError, Upload
+from services.rules.media import MediaError, Upload
 
 log = logging.getLogger(__name__)
 MAX_TEXT = 4096
@@ -119,22 +119,11 @@ def reply(chat: Chat, agent_id: int, kind: str, text: str | None, content: dict 
     return message
 
 
-def attachment_limits() -> list[tuple[str, list[str], int]]:
-    """(label, extensions, MB) of each kind of file an agent may attach, for the reply box to show."""
-    return [(kind.label, list(kind.types), stored_files.size_limit(name) // MB) for name, kind in KINDS.items()]
-
-
-def largest_attachment() -> int:
-    return stored_files.largest_upload()
-
-
 def _kind_of(filename: str) -> str:
-    extension = Path(filename).suffix.lower()
-    for name, kind in KINDS.items():
-        if extension in kind.types:
-            return name
-    accepted = ", ".join(ext for kind in KINDS.values() for ext in kind.types)
-    raise ActionError(f"Tipo de archivo no admitido ({extension or 'sin extensión'}). Se aceptan: {accepted}.")
+    try:
+        return stored_files.kind_of(filename)
+    except MediaError as error:
+        raise ActionError(f"{str(error)[:1].upper()}{str(error)[1:]}.") from None
 
 
 def _in_folder(relative: str) -> str:

@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 from extensions import db
 from models import QuickReply, QuickReplyMedia
 from services.rules import media as stored_files
-from services.rules.media import KINDS, MB, MediaError, Upload
+from services.rules.media import MediaError, Upload
 from services.text import fold_accents
 
 log = logging.getLogger(__name__)
@@ -30,25 +30,6 @@ class QuickReplyError(ValueError):
         super().__init__("; ".join(f"{name}: {message}" for name, message in self.errors.items()))
 
 
-def accepted_files() -> list[tuple[str, list[str], int]]:
-    """(kind, extensions, limit in MB) for each kind of file a quick reply may carry."""
-    return [(kind.label, list(kind.types), stored_files.size_limit(name) // MB) for name, kind in KINDS.items()]
-
-
-def upload_limit() -> int:
-    """The most bytes one form submission may carry (the largest per-file limit)."""
-    return max(stored_files.size_limit(name) for name in KINDS)
-
-
-def _kind_of(filename: str) -> str:
-    extension = Path(filename).suffix.lower()
-    for name, kind in KINDS.items():
-        if extension in kind.types:
-            return name
-    accepted = ", ".join(ext for kind in KINDS.values() for ext in kind.types)
-    raise MediaError(f"tipo de archivo no admitido ({extension or 'sin extensión'}); se aceptan {accepted}")
-
-
 def whatsapp_kind(mime: str) -> str:
     """How WhatsApp calls a file of this MIME type: image, audio, video or document."""
     family = mime.split("/", 1)[0]
@@ -62,7 +43,7 @@ def kind_label(mime: str) -> str:
 
 def _store(upload: Upload) -> QuickReplyMedia:
     # The rules' checker (extension, magic bytes, size) saves under rules/; its file is moved to our folder.
-    record = stored_files.store_upload(_kind_of(upload.filename), upload)
+    record = stored_files.store_upload(stored_files.kind_of(upload.filename), upload)
     directory = stored_files.media_root() / FOLDER
     directory.mkdir(parents=True, exist_ok=True)
     path = f"{FOLDER}/{Path(record.path).name}"

@@ -122,6 +122,21 @@ def upload_limits() -> list[tuple[str, list[str], int]]:
     return [(tipo, list(kind.types), size_limit(tipo) // MB) for tipo, kind in KINDS.items()]
 
 
+def accepted_files() -> list[tuple[str, list[str], int]]:
+    """(label, extensions, MB) of each kind of file, for the panel's and quick replies' upload forms to show."""
+    return [(kind.label, list(kind.types), size_limit(tipo) // MB) for tipo, kind in KINDS.items()]
+
+
+def kind_of(filename: str) -> str:
+    """The media tipo a file's extension belongs to (for uploads that may be of any kind)."""
+    extension = Path(filename).suffix.lower()
+    for tipo, kind in KINDS.items():
+        if extension in kind.types:
+            return tipo
+    accepted = ", ".join(ext for kind in KINDS.values() for ext in kind.types)
+    raise MediaError(f"tipo de archivo no admitido ({extension or 'sin extensión'}); se aceptan {accepted}")
+
+
 def _file_type(tipo: str, filename: str) -> tuple[str, FileType]:
     kind = KINDS.get(tipo)
     if kind is None:
