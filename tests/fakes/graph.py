@@ -5,70 +5,36 @@ handler; every request is recorded.
 """
 import itertools
 import json
-import threading
 import time
 from collections import defaultdict, deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.fakes.server import LocalServer
 from tests.shared import CORPUS
 
 CORPUS_API = CORPUS / "meta" / "api"
 
 
-class FakeGraph:
+class FakeGraph(LocalServer):
     def __init__(self):
-        self.requests = []
+        super().__init__()
         self.scripts = defaultdict(deque)
         self.files = {}
-        self.lock = threading.Lock()
         self.down_until = 0.0
         self.ids = itertools.count(1)
-        fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _handle(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                if time.monotonic() < fake.down_until:
-                    self.close_connection = True
-                    self.connection.close()
-                    return
-                path = self.path.split("?", 1)[0]
-                with fake.lock:
-                    record = {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body}
-                    fake.requests.append(record)
-                    script = fake.scripts[(self.command, path)]
-                    response = script.popleft() if script else None
-                if response is None:
-                    response = fake.default(self.command, path, record)
-                status, payload, headers = response
-                data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-                self.send_response(status)
-                headers = {"Content-Type": "application/json", **(headers or {})}
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_DELETE = _handle
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def handle(self, request, body):
+        if time.monotonic() < self.down_until:
+            request.close_connection = True
+            request.connection.close()
+            return
+        path = request.path.split("?", 1)[0]
+        with self.lock:
+            record = {"method": request.command, "path": request.path, "headers": dict(request.headers), "body": body}
+            self.requests.append(record)
+            script = self.scripts[(request.command, path)]
+            response = script.popleft() if script else None
+        status, payload, headers = response or self.default(request.command, path, record)
+        self.respond(request, status, payload, headers)
 
     def script(self, method: str, path: str, *responses):
         """Queue responses `(status, json_or_bytes[, headers])` for the next calls of a route."""

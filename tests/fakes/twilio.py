@@ -5,52 +5,27 @@
 `127.0.0.1`, the same server), which serves the bytes without auth. Every request is recorded.
 """
 import base64
-import threading
 from collections import defaultdict, deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from tests.fakes.server import LocalServer
 
 
-class FakeTwilio:
+class FakeTwilio(LocalServer):
     def __init__(self, account_sid: str, token: str):
+        super().__init__()
         self.account_sid, self.token = account_sid, token
-        self.requests = []
         self.files = {}
         self.failures = defaultdict(deque)
-        self.lock = threading.Lock()
-        fake = self
+        self.origin = self.url
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                with fake.lock:
-                    fake.requests.append({"path": self.path, "host": self.headers.get("Host"),
-                                          "authorization": self.headers.get("Authorization")})
-                    failures = fake.failures[self.path]
-                    failure = failures.popleft() if failures else None
-                status, body, headers = failure or fake.answer(self.path, self.headers.get("Authorization"))
-                self.send_response(status)
-                for name, value in {"Content-Type": "application/json", **headers}.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_port
-        self.origin = f"http://127.0.0.1:{self.port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-
-    def start(self):
-        self.thread.start()
-        return self
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+    def handle(self, request, body):
+        with self.lock:
+            self.requests.append({"path": request.path, "host": request.headers.get("Host"),
+                                  "authorization": request.headers.get("Authorization")})
+            failures = self.failures[request.path]
+            failure = failures.popleft() if failures else None
+        status, payload, headers = failure or self.answer(request.path, request.headers.get("Authorization"))
+        self.respond(request, status, payload, headers)
 
     def media_path(self, message_sid: str, media_sid: str) -> str:
         return f"/2010-04-01/Accounts/{self.account_sid}/Messages/{message_sid}/Media/{media_sid}"
