@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from extensions import db
 from models import Lease, WebhookEvent
 from models.types import utcnow
-from services import jobs, metrics
+from services import forwarding, jobs, metrics
 from services.inbound import store_careful, store_fast
 from services.meta_payload import ParsedUpdate, parse_update
 from services.transactions import in_transaction
@@ -191,8 +191,9 @@ def _mark_failed(event_id: int, reason: str) -> None:
 
 
 def _follow_up(outcomes: list[tuple], result: DrainResult) -> None:
-    """After the commit: queue the downloads, each chat's flow once, the sentiment tags; log and count."""
-    media, chats, texts = [], {}, []
+    """After the commit: queue the downloads, each chat's flow once, the sentiment tags, the forwarding of new
+    messages; log and count."""
+    media, chats, texts, new = [], {}, [], []
     for event, parsed, stored in outcomes:
         result.events += 1
         result.stored += stored.stored
@@ -201,6 +202,7 @@ def _follow_up(outcomes: list[tuple], result: DrainResult) -> None:
         media += stored.media
         chats.update(dict.fromkeys(sorted(stored.chats)))
         texts += stored.texts
+        new += stored.stored
         kind = metrics.webhook_kind(len(stored.stored) + stored.duplicates, stored.statuses)
         metrics.observe_webhook(event.source, kind, "duplicate" if stored.duplicates and not stored.stored else "ok")
         log.info("webhook stored source=%s event=%s kinds=%s new=%s duplicates=%s statuses=%s wamids=%s",
@@ -212,3 +214,4 @@ def _follow_up(outcomes: list[tuple], result: DrainResult) -> None:
         jobs.enqueue("services.pipeline.process_chat", chat_id)
     for message_id in texts:
         jobs.enqueue("services.sentiment.tag_message", message_id)
+    forwarding.forward_new(new)
