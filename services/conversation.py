@@ -42,8 +42,8 @@ def incoming_for(message: Message) -> Incoming | None:
         return Incoming(text=message.text or "") if message.text else None
     if message.type == "button":
         return Incoming(text=message.text or "", reply_id=content.get("payload"))
-    if message.type == "audio":
-        return Incoming(text=message.transcription) if message.transcription else None
+    if message.type == "audio":  # final here: transcribed, or not with the reason on the message
+        return Incoming(text=message.transcription) if message.transcription else Incoming(unheard=True)
     if message.type in TYPED_KINDS:
         return Incoming(text=message.text or "")
     return None

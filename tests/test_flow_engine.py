@@ -143,3 +143,15 @@ def test_media_rule_reply_carries_its_url():
 def test_closed_chat_reopens_at_the_start():
     outcome = run(engine(*MENU), "hola", ChatState(step="ventas", mode="closed"))
     assert outcome.state.mode == "bot" and outcome.replies[0].text == "Hola, elige:"
+
+
+def test_an_unheard_voice_note_is_asked_for_in_writing_without_moving_the_chat():
+    from services.flow.engine import NOT_HEARD
+    flow = engine(*MENU)
+    outcome = run(flow, state=ChatState(step="menu"), unheard=True)
+    assert [r.text for r in outcome.replies] == [NOT_HEARD] and outcome.state.step == "menu"
+    assert outcome.rule_ids == [] and not outcome.roles
+    assert run(flow, state=ChatState(step="menu", mode="human"), unheard=True).replies == []
+    late = run(flow, state=ChatState(step="ventas", mode="human", last_activity=NOW - timedelta(hours=2)),
+               unheard=True)
+    assert [r.text for r in late.replies] == [NOT_HEARD] and late.state.step == "inicio" and late.timed_out

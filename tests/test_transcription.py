@@ -11,6 +11,7 @@ import pytest
 from extensions import db
 from models import Chat
 from services import transcription
+from services.flow.engine import NOT_HEARD
 from tests.audio import (KOREAN_SENTENCE, NO, WELCOME, YES, VoiceCustomer, korean_model_path, seed_closed_menu,
                          voice_note)
 from tests.conftest import login
@@ -111,7 +112,7 @@ def test_corrupt_note_fails_with_its_reason_and_the_chat_goes_on(voice_app, grap
     assert "/" not in note.transcription_status, "no server path in the reason"
     assert note.transcription is None and note.rule_id is None
     assert answer.rule_id == app.rule_ids["yes"]
-    customer.expect_replies([WELCOME, YES])
+    customer.expect_replies([WELCOME, NOT_HEARD, YES])
 
 
 def test_over_long_note_is_skipped_with_its_reason_and_the_chat_goes_on(voice_app, graph, notes):
@@ -126,7 +127,7 @@ def test_over_long_note_is_skipped_with_its_reason_and_the_chat_goes_on(voice_ap
     assert "máximo 2 s" in note.transcription_status or "máximo 1 s" in note.transcription_status
     assert note.transcription is None
     assert answer.rule_id == app.rule_ids["yes"]
-    customer.expect_replies([WELCOME, YES])
+    customer.expect_replies([WELCOME, NOT_HEARD, YES])
 
 
 def test_overloaded_queue_skips_new_notes_until_the_average_recovers(voice_app, graph, notes):
@@ -142,7 +143,7 @@ def test_overloaded_queue_skips_new_notes_until_the_average_recovers(voice_app, 
     assert second.transcription_status.startswith("no transcrito: sistema saturado")
     assert "límite 0.01 s" in second.transcription_status and second.transcription is None
     assert answer.rule_id == app.rule_ids["yes"]
-    customer.expect_replies([WELCOME, NO, WELCOME, YES])
+    customer.expect_replies([WELCOME, NO, WELCOME, NOT_HEARD, YES])
 
 
 def test_load_monitor_average_leaves_the_window():
@@ -168,6 +169,7 @@ def test_without_a_model_notes_say_so_and_the_chat_goes_on(voice_app, graph, not
 
     assert note.transcription_status == "no transcrito: sin modelo" and note.transcription is None
     assert answer.rule_id == app.rule_ids["yes"]
+    customer.expect_replies([WELCOME, NOT_HEARD, YES])
     with app.app_context():
         status = transcription.speech_status(app.config["VOSK_MODEL_PATH"])
     assert status["enabled"] is False and "VOSK_MODEL_PATH" in status["reason"]
@@ -186,7 +188,7 @@ def test_failed_download_ends_the_note_and_the_chat_goes_on(voice_app, graph):
     assert note.media_status == "failed"
     assert note.transcription_status.startswith("no transcrito: audio no descargado")
     assert answer.rule_id == app.rule_ids["yes"]
-    customer.expect_replies([WELCOME, YES])
+    customer.expect_replies([WELCOME, NOT_HEARD, YES])
 
 
 def test_api_status_tells_whether_the_model_is_loaded(voice_app, graph, notes, make_user, vosk_model):
@@ -295,6 +297,20 @@ def test_chat_step_is_untouched_by_a_failed_note(voice_app, graph):
     with app.app_context():
         chat = db.session.query(Chat).filter_by(numero=customer.numero).one()
         assert chat.step == "confirmar"
+    customer.expect_replies([WELCOME, NOT_HEARD])
+
+
+def test_a_failed_note_in_a_chat_an_agent_took_over_gets_no_bot_reply(voice_app, graph):
+    app = voice_app()
+    customer = VoiceCustomer(app, graph)
+    customer.handled(customer.says("hola"))
+    with app.app_context():
+        chat = db.session.query(Chat).filter_by(numero=customer.numero).one()
+        chat.state = "human"
+        db.session.commit()
+    note = customer.handled(customer.sends_note(b"not audio at all"))
+    assert note.transcription_status.startswith("no transcrito")
+    customer.expect_replies([WELCOME])
 
 
 def test_requeue_pending_finishes_a_note_whose_job_was_lost(voice_app, graph, notes):

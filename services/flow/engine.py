@@ -16,6 +16,7 @@ WILDCARD = "*"
 KIND_OF_TIPO = {"texto": "text", "lista": "list", "botones": "buttons", "imagen": "image",
                 "documento": "document", "audio": "audio", "video": "video"}
 NOT_UNDERSTOOD = "No entendí tu mensaje. Escribe *menu* para ver las opciones o *asesor* para hablar con una persona."
+NOT_HEARD = "No pude escuchar tu nota de voz. ¿Me lo escribes, por favor?"
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,12 @@ class ChatState:
 
 @dataclass(frozen=True)
 class Incoming:
-    """What the customer said: typed text (or a transcription), or the id/title of a reply they tapped."""
+    """What the customer said: typed text (or a transcription), or the id/title of a reply they tapped; `unheard`
+    for a voice note that could not be transcribed (the bot asks for it in writing and stays on its step)."""
     text: str = ""
     reply_id: str | None = None
     reply_title: str | None = None
+    unheard: bool = False
 
     @property
     def candidates(self) -> set[str]:
@@ -148,6 +151,9 @@ class FlowEngine:
         state.last_activity = now
         outcome.entry_step = state.step
         if state.mode == "human":
+            return outcome
+        if incoming.unheard:
+            outcome.replies.append(Reply("text", NOT_HEARD, step=state.step))
             return outcome
         command = self._command(incoming)
         if command:
