@@ -6,7 +6,7 @@ from flask import Blueprint, current_app, jsonify, request
 from sqlalchemy.exc import OperationalError
 from werkzeug.urls import iri_to_uri
 
-from extensions import csrf
+from extensions import csrf, limiter
 from services import intake, metrics, twilio_payload
 from services.meta_payload import parse_update
 from services.signatures import valid_meta_signature
@@ -14,6 +14,13 @@ from services.signatures import valid_meta_signature
 bp = Blueprint("webhook", __name__)
 log = logging.getLogger(__name__)
 TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+
+
+@limiter.request_filter
+def _not_rate_limited() -> bool:
+    """Meta and Twilio are never rate limited here (no limit names these routes): spare them the limiter's
+    per-request work."""
+    return request.blueprint == bp.name
 
 
 @bp.get("/webhook")
