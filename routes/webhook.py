@@ -78,7 +78,7 @@ def receive_twilio():
         metrics.observe_webhook("twilio", "unknown", "invalid_form")
         return jsonify(error="se esperaba un formulario de Twilio con MessageSid y From"), 400
     try:
-        intake.accept("twilio", twilio_payload.parse_form(body), body)
+        intake.accept("twilio", twilio_payload.parse_fields(fields), body)
     except OperationalError:
         log.exception("twilio webhook not stored: database unavailable")
         metrics.observe_webhook("twilio", "unknown", "database_unavailable")

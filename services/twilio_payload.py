@@ -115,8 +115,11 @@ def _error(get) -> dict | None:
 
 def parse_form(raw: str) -> ParsedUpdate:
     """The message or the status a Twilio webhook body carries (as stored in the intake journal)."""
-    fields = read_form(raw)
+    return parse_fields(read_form(raw))
 
+
+def parse_fields(fields: dict[str, list[str]]) -> ParsedUpdate:
+    """`parse_form` of a body already read with `read_form`."""
     def get(name: str) -> str:
         return _first(fields, name)
 
