@@ -88,16 +88,8 @@ def store_fast(parsed: ParsedUpdate) -> ReceiveResult:
                 values["profile_name"] = incoming.profile_name
         chat_id = _touch_chat(incoming, values)
         message_id = db.session.execute(INSERT_MESSAGE, _message_values(incoming, chat_id, now)).inserted_primary_key[0]
-        result.stored.append(message_id)
-        if inbound:
-            result.chats.add(chat_id)
-            if incoming.media_id:
-                result.media.append(message_id)
-            if incoming.text:
-                result.texts.append(message_id)
         emit("message", chat_id=chat_id, message_id=message_id)
-        if incoming.type in ("edit", "revoke"):
-            _apply_edit(incoming)
+        _stored(result, incoming, message_id, chat_id)
     for status in parsed.statuses:
         result.statuses += _record_status_fast(status)
     return result
@@ -141,13 +133,7 @@ def store_careful(parsed: ParsedUpdate) -> ReceiveResult:
         if message is None:
             result.duplicates += 1
             continue
-        result.stored.append(message.id)
-        if message.direction == "in":
-            result.chats.add(message.chat_id)
-        if message.media_id and message.direction == "in":
-            result.media.append(message.id)
-        if message.text and message.direction == "in":
-            result.texts.append(message.id)
+        _stored(result, incoming, message.id, message.chat_id)
     for status in parsed.statuses:
         result.statuses += record_status(status)
     return result
@@ -194,17 +180,32 @@ def _store_message(incoming: InboundMessage) -> Message | None:
         values.update(last_inbound_at=now, unread_count=Chat.unread_count + 1)
     db.session.execute(update(Chat).where(Chat.id == chat.id).values(**values))
     emit("message", chat_id=chat.id, message_id=message.id)
-    if incoming.type in ("edit", "revoke"):
-        _apply_edit(incoming)
     return message
 
 
-def _apply_edit(incoming: InboundMessage) -> None:
-    """An edit replaces the original's text; a revoke marks it deleted. The edit itself stays stored."""
+def _stored(result: ReceiveResult, incoming: InboundMessage, message_id: int, chat_id: int) -> None:
+    """Count a new message and what it needs next: a customer's goes to its chat's flow, its media to be
+    downloaded, its text to be tagged with a sentiment; an edit's text is tagged on the message it edits."""
+    result.stored.append(message_id)
+    edited = _apply_edit(incoming) if incoming.type in ("edit", "revoke") else None
+    if incoming.direction != "in":
+        return
+    result.chats.add(chat_id)
+    if incoming.media_id:
+        result.media.append(message_id)
+    if edited is not None:
+        result.texts.append(edited)
+    elif incoming.text and incoming.type != "edit":
+        result.texts.append(message_id)
+
+
+def _apply_edit(incoming: InboundMessage) -> int | None:
+    """An edit replaces the original's text (its id is returned: its sentiment is taken again); a revoke marks
+    it deleted. The edit itself stays stored."""
     original_id = incoming.content.get("original_message_id")
     original = db.session.scalar(select(Message).filter_by(wamid=original_id)) if original_id else None
     if original is None:
-        return
+        return None
     content = original.content_data
     if incoming.type == "edit":
         content["edited"] = True
@@ -212,6 +213,7 @@ def _apply_edit(incoming: InboundMessage) -> None:
     else:
         content["revoked"] = True
     original.content = json.dumps(content, ensure_ascii=False)
+    return original.id if incoming.type == "edit" and incoming.text else None
 
 
 def record_status(status: StatusUpdate) -> int:

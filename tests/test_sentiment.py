@@ -141,6 +141,23 @@ def test_webhook_text_is_tagged_by_a_job(app, client):
     assert [r[1] for r in rows] == ["negativo", "neutral"] and last == "neutral"
 
 
+def test_an_edited_message_is_tagged_again_with_its_new_text(app, client):
+    body = json.dumps(text_payload("wamid.E1", body="Excelente servicio, muchas gracias")).encode()
+    assert post_webhook(client, body).status_code == 200
+    wait_for_jobs(app)
+    assert _messages(app)[1][0][:2] == ("Excelente servicio, muchas gracias", "positivo")
+    edit = text_payload("wamid.E2", body="x", timestamp=1700000100)
+    message = edit["entry"][0]["changes"][0]["value"]["messages"][0]
+    del message["text"]
+    message.update(type="edit", edit={"original_message_id": "wamid.E1", "message": {
+        "type": "text", "text": {"body": "Pésimo servicio, es una estafa"}}})
+    assert post_webhook(client, json.dumps(edit).encode()).status_code == 200
+    wait_for_jobs(app)
+    original, edit_row = _messages(app)[1]
+    assert original[:2] == ("Pésimo servicio, es una estafa", "negativo")
+    assert edit_row[1] is None  # the edit row itself is not counted as another opinion
+
+
 def test_webhook_uses_gemini_when_configured(make_app, gemini_server):
     app = make_app(GEMINI_API_KEY="clave", GEMINI_API_URL=gemini_server.url, GEMINI_TIMEOUT_SEC=1.0)
     gemini_server.default = ("ok", {"label": "positivo", "score": 0.77})
