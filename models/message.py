@@ -66,7 +66,7 @@ class Message(db.Model):
     sentiment_label: Mapped[str | None] = mapped_column(String(16))
     sentiment_score: Mapped[float | None] = mapped_column(Float)
     # On an agent's message that is the first answer to the customer's latest message: that message's time
-    # (services.outbox.question_answered), so the dashboard's agent response time is a range scan.
+    # (services.inbound.question_answered), so the dashboard's agent response time is a range scan.
     answers_at: Mapped[datetime | None] = mapped_column(DateTime)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime)

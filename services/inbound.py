@@ -2,9 +2,10 @@
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from flask import current_app
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from extensions import db
@@ -95,6 +96,19 @@ def store_fast(parsed: ParsedUpdate) -> ReceiveResult:
     return result
 
 
+def question_answered(chat_id: int, at: datetime) -> datetime | None:
+    """For an agent's message written at `at`: the time of the customer message it is the first answer to, i.e.
+    the chat's latest customer message when no agent message came after it (bot messages do not answer for
+    an agent); None when it only adds to an earlier answer or nothing was asked. The dashboard's agent
+    response time is `created_at - answers_at` over these messages."""
+    latest = db.session.execute(
+        select(Message.direction, Message.created_at)
+        .where(Message.chat_id == chat_id, Message.created_at <= at,
+               or_(Message.direction == "in", Message.sender == "agent"))
+        .order_by(Message.created_at.desc(), Message.id.desc()).limit(1)).first()
+    return latest.created_at if latest is not None and latest.direction == "in" else None
+
+
 def _message_values(incoming: InboundMessage, chat_id: int, now) -> dict:
     error = incoming.error or {}
     inbound = incoming.direction == "in"
@@ -107,6 +121,8 @@ def _message_values(incoming: InboundMessage, chat_id: int, now) -> dict:
         status="received" if inbound else "sent",
         error_code=error.get("code"), error_title=error.get("title"), error_detail=error.get("detail"),
         sent_at=incoming.timestamp, processed_at=None if inbound else now,
+        # the business's own replies from the WhatsApp Business app (echoes) count as agents' answers
+        answers_at=None if inbound else question_answered(chat_id, now),
         created_at=now, updated_at=now, attempts=0,
     )
 

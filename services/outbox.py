@@ -2,11 +2,11 @@
 import json
 import logging
 import mimetypes
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.util import identity_key
 
@@ -15,7 +15,7 @@ from models import Chat, Message
 from models.types import utcnow
 from services import metrics
 from services.events import emit
-from services.inbound import apply_recorded_statuses, preview_of
+from services.inbound import apply_recorded_statuses, preview_of, question_answered
 from services.media import LOCAL_PREFIX
 
 log = logging.getLogger(__name__)
@@ -42,19 +42,6 @@ def queue_message(chat_id: int, kind: str, text: str | None = None, content: dic
                            .values(last_message_at=now, last_message_preview=preview_of(message)))
     emit("message", chat_id=chat_id, message_id=message.id)
     return message
-
-
-def question_answered(chat_id: int, at: datetime) -> datetime | None:
-    """For an agent's message written at `at`: the time of the customer message it is the first answer to, i.e.
-    the chat's latest customer message when no agent message came after it (bot messages do not answer for
-    an agent); None when it only adds to an earlier answer or nothing was asked. The dashboard's agent
-    response time is `created_at - answers_at` over these messages."""
-    latest = db.session.execute(
-        select(Message.direction, Message.created_at)
-        .where(Message.chat_id == chat_id, Message.created_at <= at,
-               or_(Message.direction == "in", Message.sender == "agent"))
-        .order_by(Message.created_at.desc(), Message.id.desc()).limit(1)).first()
-    return latest.created_at if latest is not None and latest.direction == "in" else None
 
 
 def pending_out(chat_id: int, limit: int = 1):

@@ -3,7 +3,7 @@ from datetime import datetime
 
 from extensions import db
 from models import Chat, Message, Role
-from services.outbox import question_answered
+from services.inbound import question_answered
 
 A, B, C = "5215500000001", "5215500000002", "5215500000003"
 AGENT, AGENT_PASSWORD = "vendedora", "clave-de-ventas-1"

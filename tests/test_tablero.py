@@ -251,3 +251,28 @@ def test_an_agent_reply_through_the_panel_records_the_question_it_answers(app, m
     today = questions[0].date().isoformat()
     times = get(client, "respuesta", desde=today, hasta=today)["respuesta_agente"]
     assert times["n"] == 2 and times["mediana"] is not None
+
+
+def test_a_reply_from_the_whatsapp_business_app_counts_as_an_agent_answer(app):
+    """Echoes (the business answering from its phone) are stored as agent messages and answer the question."""
+    import json
+
+    from sqlalchemy import select
+
+    from extensions import db
+    from models import Message
+    from tests.conftest import post_webhook, text_payload, wait_for_jobs
+    from tests.shared import CORPUS
+    client = app.test_client()
+    assert post_webhook(client, json.dumps(text_payload("wamid.Q9", numero=A, body="¿tienen cuarzo?")).encode()
+                        ).status_code == 200
+    wait_for_jobs(app)
+    echo = json.loads((CORPUS / "meta/webhooks/smb_message_echo_text__pywa.json").read_text())
+    sent = echo["entry"][0]["changes"][0]["value"]["message_echoes"][0]
+    sent.update(to=A, id="wamid.ECHO9")
+    assert post_webhook(client, json.dumps(echo).encode()).status_code == 200
+    wait_for_jobs(app)
+    with app.app_context():
+        question = db.session.scalar(select(Message.created_at).filter_by(wamid="wamid.Q9"))
+        answer = db.session.execute(select(Message.sender, Message.answers_at).filter_by(wamid="wamid.ECHO9")).one()
+    assert answer == ("agent", question)

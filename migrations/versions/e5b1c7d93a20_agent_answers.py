@@ -22,7 +22,7 @@ def upgrade():
     op.add_column("messages", sa.Column("answers_at", sa.DateTime(), nullable=True))
     op.create_index("ix_messages_agent_answers", "messages", INDEX)
     # The messages already stored: in each chat's timeline of customer and agent messages, an agent message
-    # right after a customer message first answers it (what services.outbox.question_answered does on write).
+    # right after a customer message first answers it (what services.inbound.question_answered does on write).
     m = sa.table("messages", sa.column("id"), sa.column("chat_id"), sa.column("direction"), sa.column("sender"),
                  sa.column("created_at"), sa.column("answers_at"))
     window = {"partition_by": m.c.chat_id, "order_by": (m.c.created_at, m.c.id)}

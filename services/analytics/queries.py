@@ -100,7 +100,7 @@ def attention(f: Filters) -> dict:
 def response_times(f: Filters) -> dict:
     """First response: per chat, first customer message in the range → first reply after it.
     Agent response: per customer message an agent answered, that message → the agent's first reply
-    (both in the range; see services.outbox.question_answered)."""
+    (both in the range; see services.inbound.question_answered)."""
     def first(direction):  # per chat, its first message of the range in one direction (a loose index scan)
         return (select(M.c.chat_id, func.min(M.c.created_at).label("at"))
                 .where(*f.conditions(), M.c.direction == direction).group_by(M.c.chat_id).subquery())
