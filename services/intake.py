@@ -57,12 +57,10 @@ def accept(source: str, parsed: ParsedUpdate, raw: str) -> int:
     """Store one update (`raw`, read as `parsed` to name its kind) durably and wake the drainer; the event's
     id. Raises OperationalError when the database cannot take it (the caller answers 503, the sender retries).
 
-    One Core INSERT (built once, values bound at execution) on a pooled connection, and its commit: no ORM
-    session on the request path. A lone INSERT into the journal waits on no row lock, so there is no
-    deadlock to retry; any other database error is the 503."""
-    with db.engine.begin() as connection:
-        event_id = connection.execute(INSERT_EVENT, {"source": source, "kind": parsed.kind[:64], "payload": raw,
-                                                     "received_at": utcnow()}).inserted_primary_key[0]
+    One prebuilt Core INSERT (values bound at execution) and its commit, in the request's session: on SQLite a
+    second connection would wait for the write lock the session may hold (the simulator writes first)."""
+    values = {"source": source, "kind": parsed.kind[:64], "payload": raw, "received_at": utcnow()}
+    event_id = in_transaction(lambda: db.session.execute(INSERT_EVENT, values).inserted_primary_key[0])
     try:
         wake()
     except Exception:  # the update is stored: the next wake-up, the worker's start or requeue-pending drains it
