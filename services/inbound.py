@@ -32,6 +32,7 @@ TOUCH_INBOUND = TOUCH.values(unread_count=CHATS.c.unread_count + 1)
 class ReceiveResult:
     """What storing one update did: new message ids, duplicates skipped, statuses kept, and the follow-up work."""
     stored: list[int] = field(default_factory=list)
+    customer: list[int] = field(default_factory=list)  # the new ones the customer sent (not the business's echoes)
     duplicates: int = 0
     statuses: int = 0
     chats: set[int] = field(default_factory=set)
@@ -206,6 +207,7 @@ def _stored(result: ReceiveResult, incoming: InboundMessage, message_id: int, ch
     edited = _apply_edit(incoming) if incoming.type in ("edit", "revoke") else None
     if incoming.direction != "in":
         return
+    result.customer.append(message_id)
     result.chats.add(chat_id)
     if incoming.media_id:
         result.media.append(message_id)

@@ -196,8 +196,8 @@ def _mark_failed(event_id: int, reason: str) -> None:
 
 def _follow_up(outcomes: list[tuple], result: DrainResult) -> None:
     """After the commit: queue the downloads, each chat's flow once, the sentiment tags, the forwarding of new
-    messages; log and count."""
-    media, chats, texts, new = [], {}, [], []
+    customer messages; log and count."""
+    media, chats, texts, customer = [], {}, [], []
     for event, parsed, stored in outcomes:
         result.events += 1
         result.stored += stored.stored
@@ -206,7 +206,7 @@ def _follow_up(outcomes: list[tuple], result: DrainResult) -> None:
         media += stored.media
         chats.update(dict.fromkeys(sorted(stored.chats)))
         texts += stored.texts
-        new += stored.stored
+        customer += stored.customer
         kind = metrics.webhook_kind(len(stored.stored) + stored.duplicates, stored.statuses)
         metrics.observe_webhook(event.source, kind, "duplicate" if stored.duplicates and not stored.stored else "ok")
         log.info("webhook stored source=%s event=%s kinds=%s new=%s duplicates=%s statuses=%s wamids=%s",
@@ -218,4 +218,4 @@ def _follow_up(outcomes: list[tuple], result: DrainResult) -> None:
         jobs.enqueue("services.pipeline.process_chat", chat_id)
     for message_id in texts:
         jobs.enqueue("services.sentiment.tag_message", message_id)
-    forwarding.forward_new(new)
+    forwarding.forward_new(customer)

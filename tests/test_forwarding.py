@@ -87,3 +87,18 @@ def test_an_unreachable_receiver_is_retried_then_given_up_without_losing_the_mes
 def test_without_a_url_nothing_is_forwarded(app, receiver):
     send(app, "wamid.F6")
     assert receiver.requests == []
+
+
+def test_the_business_own_replies_are_not_forwarded(forwarding_app, receiver):
+    """An echo (the business answering from the WhatsApp Business app) is stored, not forwarded."""
+    from tests.shared import CORPUS
+    send(forwarding_app, "wamid.F7")
+    echo = json.loads((CORPUS / "meta/webhooks/smb_message_echo_text__pywa.json").read_text())
+    echo["entry"][0]["changes"][0]["value"]["message_echoes"][0].update(to=NUMERO, id="wamid.ECHO7")
+    assert post_webhook(forwarding_app.test_client(), json.dumps(echo).encode()).status_code == 200
+    wait_for_jobs(forwarding_app)
+    from extensions import db
+    from models import Message
+    with forwarding_app.app_context():
+        assert db.session.scalar(db.select(Message.direction).filter_by(wamid="wamid.ECHO7")) == "out"
+    assert [m["message"]["wamid"] for m in receiver.taken()] == ["wamid.F7"]
