@@ -124,7 +124,7 @@ def upload_limits() -> list[tuple[str, list[str], int]]:
 
 def accepted_files() -> list[tuple[str, list[str], int]]:
     """(label, extensions, MB) of each kind of file, for the panel's and quick replies' upload forms to show."""
-    return [(kind.label, list(kind.types), size_limit(tipo) // MB) for tipo, kind in KINDS.items()]
+    return [(KINDS[tipo].label, extensions, mb) for tipo, extensions, mb in upload_limits()]
 
 
 def kind_of(filename: str) -> str:
