@@ -2,6 +2,7 @@
 import json
 import re
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,14 +44,16 @@ def english_label(rating: float) -> str:
     return "neutral"
 
 
-def load_spanish(data_dir: Path = DATA_DIR) -> list[Example]:
-    examples = []
-    with open(data_dir / SPANISH_FILE, encoding="utf-8") as handle:
+def _json_lines(path: Path) -> Iterator[dict]:
+    with open(path, encoding="utf-8") as handle:
         for line in handle:
             if line.strip():
-                row = json.loads(line)
-                examples.append(Example(row["text"], SPANISH_LABELS[row["label"]], "es", row["text"]))
-    return examples
+                yield json.loads(line)
+
+
+def load_spanish(data_dir: Path = DATA_DIR) -> list[Example]:
+    return [Example(row["text"], SPANISH_LABELS[row["label"]], "es", row["text"])
+            for row in _json_lines(data_dir / SPANISH_FILE)]
 
 
 def load_english(data_dir: Path = DATA_DIR) -> list[Example]:
@@ -67,13 +70,8 @@ def load_english(data_dir: Path = DATA_DIR) -> list[Example]:
 
 def load_english_sentences(data_dir: Path = DATA_DIR) -> list[Example]:
     """Review sentences labelled positive or negative (no neutral, no rating); one group each."""
-    examples = []
-    with open(data_dir / ENGLISH_SENTENCES_FILE, encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                row = json.loads(line)
-                examples.append(Example(row["text"], SENTENCE_LABELS[row["label"]], "en", "uci:" + row["id"], extra=True))
-    return examples
+    return [Example(row["text"], SENTENCE_LABELS[row["label"]], "en", "uci:" + row["id"], extra=True)
+            for row in _json_lines(data_dir / ENGLISH_SENTENCES_FILE)]
 
 
 def load_all(data_dir: Path = DATA_DIR) -> list[Example]:
