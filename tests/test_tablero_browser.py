@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import ARTIFACTS, browser, served, sync_api  # noqa: F401
+from tests.browser import ARTIFACTS, browser, served, sync_api, watch_errors  # noqa: F401
 from tests.tablero_data import seed_dashboard, seed_month
 
 USERNAME, PASSWORD = "gerenta", "clave-del-tablero-1"
@@ -41,9 +41,7 @@ def test_dashboard_draws_every_chart(live_url, browser):
     expect = sync_api.expect
     page = browser.new_page(viewport={"width": 1280, "height": 900}, locale="es-CL")
     page.set_default_timeout(15_000)
-    errors, outside = [], []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    errors, outside = watch_errors(page), []
     page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(live_url) else None)
 
     page.goto(f"{live_url}/tablero?desde=2026-03-01&hasta=2026-03-31")
