@@ -35,6 +35,11 @@ class Filters:
         """Exclusive upper bound: midnight after `hasta`."""
         return datetime.combine(self.hasta + timedelta(days=1), datetime.min.time())
 
+    @property
+    def some_chats(self) -> bool:
+        """True when the filters or the viewer's roles keep only some chats (the chat-first indexes serve best)."""
+        return bool(self.numero) or self.role_id is not None or not self.viewer.is_admin
+
     def days(self) -> list[date]:
         return [self.desde + timedelta(days=n) for n in range((self.hasta - self.desde).days + 1)]
 
