@@ -168,7 +168,9 @@ def tag_message(message_id: int) -> None:
                        .values(sentiment_label=result.label, sentiment_score=result.score))
     newer = select(Message.id).where(Message.chat_id == found.chat_id, Message.direction == "in",
                                      Message.id > message_id, Message.sentiment_label.is_not(None)).exists()
-    db.session.execute(update(Chat).where(and_(Chat.id == found.chat_id, ~newer)).values(last_sentiment=result.label))
+    # No chat is loaded here: nothing to synchronise (the default would SELECT the chat first on MariaDB).
+    db.session.execute(update(Chat).where(and_(Chat.id == found.chat_id, ~newer)).values(last_sentiment=result.label)
+                       .execution_options(synchronize_session=False))
     emit("message", chat_id=found.chat_id, message_id=message_id)
     db.session.commit()
     log.info("sentiment message=%s label=%s score=%.3f provider=%s", message_id, result.label, result.score,
