@@ -353,6 +353,22 @@ def test_the_chat_list_pages_with_a_keyset(app, make_user, chats):
     assert client.get("/api/chats?antes=ayer").status_code == 400
 
 
+def test_agent_search_finds_own_chat_behind_many_newer_matches_in_other_roles(app, make_user, chats):
+    """The text search keeps the newest 200 matching messages: an agent's are counted among their own chats only."""
+    with app.app_context():
+        db.session.add(Message(chat_id=chats[VENTAS], direction="in", sender="customer", type="text",
+                               text="mi pedido no llega", status="received"))
+        db.session.flush()
+        db.session.add_all(Message(chat_id=chats[SOPORTE], direction="in", sender="customer", type="text",
+                                   text=f"pedido número {n}", status="received") for n in range(250))
+        db.session.commit()
+    client, _ = agent_client(app, make_user)
+
+    found = client.get("/api/chats", query_string={"q": "pedido"}).get_json()["chats"]
+
+    assert [chat["numero"] for chat in found] == [VENTAS]
+
+
 def test_search_matches_number_and_text_and_treats_wildcards_as_text(app, admin_client, chats):
     post_webhook(admin_client, json.dumps(text_payload("wamid.SRCH", numero=VENTAS, body="descuento del 50% hoy")).encode())
     wait_for_jobs(app)
