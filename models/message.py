@@ -7,7 +7,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from extensions import db
 from models.chat import Chat
-from models.types import BigId, LongText, utcnow
+from models.types import BigId, LongText, PayloadText, utcnow
 
 STATUS_ORDER = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4, "played": 5}
 
@@ -45,8 +45,8 @@ class Message(db.Model):
     direction: Mapped[str] = mapped_column(String(3))
     sender: Mapped[str] = mapped_column(String(10))
     type: Mapped[str] = mapped_column(String(32))
-    text: Mapped[str | None] = mapped_column(Text)
-    content: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(PayloadText)
+    content: Mapped[str | None] = mapped_column(PayloadText)
     context_wamid: Mapped[str | None] = mapped_column(String(191))
     media_id: Mapped[str | None] = mapped_column(String(128))
     media_mime: Mapped[str | None] = mapped_column(String(128))
@@ -57,7 +57,7 @@ class Message(db.Model):
     status: Mapped[str] = mapped_column(String(16))
     error_code: Mapped[int | None] = mapped_column(Integer)
     error_title: Mapped[str | None] = mapped_column(String(255))
-    error_detail: Mapped[str | None] = mapped_column(Text)
+    error_detail: Mapped[str | None] = mapped_column(PayloadText)
     step: Mapped[str | None] = mapped_column(String(120))
     rule_id: Mapped[int | None] = mapped_column(ForeignKey("rules.id", ondelete="SET NULL"))
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
@@ -114,7 +114,7 @@ class MessageStatusEvent(db.Model):
     timestamp: Mapped[datetime | None] = mapped_column(DateTime)
     error_code: Mapped[int | None] = mapped_column(Integer)
     error_title: Mapped[str | None] = mapped_column(String(255))
-    error_detail: Mapped[str | None] = mapped_column(Text)
+    error_detail: Mapped[str | None] = mapped_column(PayloadText)
     recipient: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 

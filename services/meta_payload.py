@@ -25,6 +25,22 @@ class InboundMessage:
     error: dict | None = None
     direction: str = "in"
 
+    def __post_init__(self):
+        """Cut each field to its column (models.message, models.chat), so no payload, from Meta or Twilio, makes
+        its row fail to store; an optional field that is not text is dropped. The raw update keeps the rest."""
+        for name in OPTIONAL_TEXT:
+            if not isinstance(getattr(self, name), str):
+                setattr(self, name, None)
+        for name, limit in COLUMN_LIMITS.items():
+            value = getattr(self, name)
+            if isinstance(value, str):
+                setattr(self, name, value[:limit])
+
+
+COLUMN_LIMITS = {"wamid": 191, "numero": 32, "type": 32, "media_id": 128, "media_mime": 128, "context_wamid": 191,
+                 "profile_name": 255}
+OPTIONAL_TEXT = ("text", "media_id", "media_mime", "context_wamid", "profile_name")
+
 
 @dataclass
 class StatusUpdate:
@@ -133,8 +149,8 @@ def _message(message: dict, profiles: dict, direction: str = "in") -> InboundMes
     text, content, media_id, media_mime = _describe(message)
     context = message.get("context") if isinstance(message.get("context"), dict) else {}
     return InboundMessage(
-        wamid=wamid[:191], numero=numero[:32], type=str(kind)[:32], timestamp=parse_timestamp(message.get("timestamp")),
-        text=text if isinstance(text, str) else None, content=content if isinstance(content, dict) else {},
+        wamid=wamid, numero=numero, type=str(kind), timestamp=parse_timestamp(message.get("timestamp")),
+        text=text, content=content if isinstance(content, dict) else {},
         media_id=media_id, media_mime=media_mime, context_wamid=context.get("id"),
         profile_name=profiles.get(numero), error=first_error(message.get("errors")), direction=direction,
     )

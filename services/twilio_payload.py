@@ -139,13 +139,13 @@ def parse_fields(fields: dict[str, list[str]]) -> ParsedUpdate:
         parsed.kinds.append(f"status:{value}")
         return parsed
     kind, text, content, media_id, media_mime = _describe(get)
-    numero = (get("WaId") if get("WaId").isdigit() else _number(get("From")))[:32]
+    numero = get("WaId") if get("WaId").isdigit() else _number(get("From"))
     if not numero:
         parsed.kinds.append("unknown")
         return parsed
     parsed.messages.append(InboundMessage(
-        wamid=sid[:191], numero=numero, type=kind, timestamp=None, text=text, content=content,
+        wamid=sid, numero=numero, type=kind, timestamp=None, text=text, content=content,
         media_id=media_id, media_mime=media_mime, context_wamid=get("OriginalRepliedMessageSid") or None,
-        profile_name=get("ProfileName")[:255] or None, error=_error(get)))
+        profile_name=get("ProfileName") or None, error=_error(get)))
     parsed.kinds.append(kind)
     return parsed

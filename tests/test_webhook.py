@@ -73,6 +73,29 @@ def test_text_message_is_stored_once_with_its_chat(app, client):
         assert all(e.processed_at and e.error is None for e in db.session.scalars(select(WebhookEvent)))
 
 
+def test_oversized_fields_still_store_the_message(app, client):
+    """Fields longer than Meta ever sends (or not text at all) must not make the message fail to store."""
+    contacts = [{"name": {"formatted_name": f"Contacto {n}"}, "phones": [{"phone": "+52 55 0000 0000"}]}
+                for n in range(2000)]  # content ~150 KB
+    payload = text_payload("wamid.BIG", body="á" * 70_000, name="😀" * 300)
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["messages"][0]["context"] = {"from": "15550000000", "id": "wamid." + "C" * 400}
+    value["messages"].append({"from": "5215512345678", "id": "wamid.BIG2", "timestamp": "1700000001",
+                              "type": "contacts", "contacts": contacts})
+    value["messages"].append({"from": "5215512345678", "id": "wamid.BIG3", "timestamp": "1700000002",
+                              "type": "image", "image": {"id": "9" * 300, "mime_type": {"not": "text"}}})
+    assert post_webhook(client, json.dumps(payload).encode()).status_code == 200
+    wait_for_jobs(app)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).where(WebhookEvent.error.is_not(None))) == 0
+        text, shared, image = db.session.scalars(select(Message).where(Message.direction == "in")
+                                                 .order_by(Message.id)).all()
+        assert text.text == "á" * 70_000 and len(text.context_wamid) == 191
+        assert len(json.loads(shared.content)["contacts"]) == 2000
+        assert len(image.media_id) == 128 and image.media_mime is None
+        assert db.session.scalar(select(Chat.profile_name)) == "😀" * 255
+
+
 def test_unknown_payload_is_kept_raw_and_answered_200(app, client):
     body = json.dumps({"object": "page", "entry": [{"id": "9", "changes": [{"field": "feed", "value": {}}]}],
                        "extra": ["anything"]}).encode()
