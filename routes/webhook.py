@@ -8,7 +8,7 @@ from werkzeug.urls import iri_to_uri
 
 from extensions import csrf, limiter
 from services import intake, metrics, twilio_payload
-from services.meta_payload import parse_update
+from services.meta_payload import ParsedUpdate, parse_update
 from services.signatures import valid_meta_signature
 
 bp = Blueprint("webhook", __name__)
@@ -21,6 +21,16 @@ def _not_rate_limited() -> bool:
     """Meta and Twilio are never rate limited here (no limit names these routes): spare them the limiter's
     per-request work."""
     return request.blueprint == bp.name
+
+
+def _read(parse, *args) -> ParsedUpdate:
+    """The update read to name its kind in the journal. One the parser cannot read is stored raw all the same
+    (the drain sets it aside with the error, to be looked at): never a 500, which the sender would retry forever."""
+    try:
+        return parse(*args)
+    except Exception:
+        log.exception("webhook update could not be read; stored raw")
+        return ParsedUpdate(kinds=["unreadable"])
 
 
 @bp.get("/webhook")
@@ -50,7 +60,7 @@ def receive():
         metrics.observe_webhook("meta", "unknown", "invalid_json")
         return jsonify(error="se esperaba un objeto JSON"), 400
     try:
-        event_id = intake.accept("meta", parse_update(payload), raw.decode("utf-8"))
+        event_id = intake.accept("meta", _read(parse_update, payload), raw.decode("utf-8"))
     except OperationalError:
         log.exception("webhook not stored: database unavailable")
         metrics.observe_webhook("meta", "unknown", "database_unavailable")
@@ -78,7 +88,7 @@ def receive_twilio():
         metrics.observe_webhook("twilio", "unknown", "invalid_form")
         return jsonify(error="se esperaba un formulario de Twilio con MessageSid y From"), 400
     try:
-        intake.accept("twilio", twilio_payload.parse_fields(fields), body)
+        intake.accept("twilio", _read(twilio_payload.parse_fields, fields), body)
     except OperationalError:
         log.exception("twilio webhook not stored: database unavailable")
         metrics.observe_webhook("twilio", "unknown", "database_unavailable")

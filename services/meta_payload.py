@@ -78,10 +78,21 @@ def first_error(errors) -> dict | None:
     code = error.get("code")
     details = error.get("error_data", {}).get("details") if isinstance(error.get("error_data"), dict) else None
     return {
-        "code": code if isinstance(code, int) else None,
+        "code": error_code(code),
         "title": str(error.get("title") or error.get("message") or "")[:255] or None,
-        "detail": details or error.get("message"),
+        "detail": _as_text(details or error.get("message")),
     }
+
+
+def error_code(value) -> int | None:
+    """An error code that fits the column (a 32-bit integer); anything else is no code."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and -2**31 <= value < 2**31 else None
+
+
+def _as_text(value) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _interactive(body: dict) -> tuple[str | None, dict]:
@@ -102,7 +113,7 @@ def _interactive(body: dict) -> tuple[str | None, dict]:
 
 def _describe(message: dict) -> tuple[str | None, dict, str | None, str | None]:
     """(text, content, media_id, media_mime) for one message object of any type."""
-    kind = message.get("type")
+    kind = message.get("type") if isinstance(message.get("type"), str) else None
     body = message.get(kind) if isinstance(message.get(kind), dict) else {}
     if kind == "text":
         text, content = body.get("body"), {}
@@ -115,7 +126,8 @@ def _describe(message: dict) -> tuple[str | None, dict, str | None, str | None]:
     elif kind == "contacts":
         contacts = message.get("contacts") if isinstance(message.get("contacts"), list) else []
         content = {"contacts": contacts}
-        text = ", ".join(c.get("name", {}).get("formatted_name", "") for c in contacts if isinstance(c, dict))
+        names = (c["name"].get("formatted_name") for c in contacts if isinstance(c, dict) and isinstance(c.get("name"), dict))
+        text = ", ".join(name for name in names if isinstance(name, str))
     elif kind == "interactive":
         text, content = _interactive(body)
     elif kind == "button":

@@ -6,7 +6,7 @@ one `services.meta_payload` makes for the same kind; a status callback becomes a
 import hmac
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from services.meta_payload import InboundMessage, ParsedUpdate, StatusUpdate
+from services.meta_payload import InboundMessage, ParsedUpdate, StatusUpdate, error_code
 from services.signatures import twilio_signature
 
 MEDIA_PREFIX = "twilio:"  # media id of a Twilio media URL (kept whole in the content: it is longer than the column)
@@ -110,7 +110,7 @@ def _error(get) -> dict | None:
     code, title = get("ErrorCode"), get("ErrorMessage")
     if not code and not title:
         return None
-    return {"code": _int(code) or None, "title": title[:255] or None, "detail": None}
+    return {"code": error_code(_int(code)) or None, "title": title[:255] or None, "detail": None}
 
 
 def parse_form(raw: str) -> ParsedUpdate:

@@ -96,6 +96,44 @@ def test_oversized_fields_still_store_the_message(app, client):
         assert db.session.scalar(select(Chat.profile_name)) == "😀" * 255
 
 
+def test_odd_field_values_are_stored_and_answered_not_failed(app, client):
+    """Shapes Meta does not send (a list for an id, a 70-bit error code, a dict as details) still store the
+    message, and the bot still answers it."""
+    payload = text_payload("wamid.ODD1")
+    value = payload["entry"][0]["changes"][0]["value"]
+    value["messages"] += [
+        {"from": "5215512345678", "id": "wamid.ODD2", "timestamp": "1700000001", "type": "contacts",
+         "contacts": [{"name": "plain"}, 5, {"name": {"formatted_name": "Ana"}}]},
+        {"from": "5215512345678", "id": "wamid.ODD3", "timestamp": "1700000002", "type": "interactive",
+         "interactive": {"type": "list_reply", "list_reply": {"id": ["x"], "title": {"a": 1}}}},
+        {"from": "5215512345678", "id": "wamid.ODD4", "timestamp": "1700000003", "type": ["text"]},
+        {"from": "5215512345678", "id": "wamid.ODD5", "timestamp": "1700000004", "type": "unsupported",
+         "errors": [{"code": 2**70, "title": "x", "error_data": {"details": {"why": "no"}}}]}]
+    assert post_webhook(client, json.dumps(payload).encode()).status_code == 200
+    wait_for_jobs(app)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).where(WebhookEvent.error.is_not(None))) == 0
+        stored = {m.wamid: m for m in db.session.scalars(select(Message).where(Message.direction == "in"))}
+        assert set(stored) == {f"wamid.ODD{n}" for n in range(1, 6)}
+        assert stored["wamid.ODD2"].text == "Ana"
+        assert (stored["wamid.ODD5"].error_code, json.loads(stored["wamid.ODD5"].error_detail)) == (None, {"why": "no"})
+        assert all(m.processed_at is not None and m.error_title is None for m in stored.values() if m.wamid != "wamid.ODD5")
+    assert count(app, Message, Message.sender == "bot") >= 1
+
+
+def test_update_the_parser_cannot_read_is_stored_raw_not_500(app, client, monkeypatch):
+    def unreadable(payload):
+        raise TypeError("a shape nobody expected")
+    monkeypatch.setattr("routes.webhook.parse_update", unreadable)
+
+    response = post_webhook(client, json.dumps(text_payload("wamid.RAW")).encode())
+
+    assert response.status_code == 200
+    with app.app_context():
+        event = db.session.get(WebhookEvent, response.get_json()["event"])
+        assert event.kind == "unreadable" and json.loads(event.payload)["entry"][0]["id"] == "1"
+
+
 def test_unknown_payload_is_kept_raw_and_answered_200(app, client):
     body = json.dumps({"object": "page", "entry": [{"id": "9", "changes": [{"field": "feed", "value": {}}]}],
                        "extra": ["anything"]}).encode()

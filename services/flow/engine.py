@@ -68,7 +68,9 @@ class Incoming:
 
     @property
     def candidates(self) -> set[str]:
-        return {normalize(value) for value in (self.text, self.reply_id, self.reply_title) if value} or {""}
+        # A reply id or title comes from the payload as is: only text is read.
+        return {normalize(value) for value in (self.text, self.reply_id, self.reply_title)
+                if value and isinstance(value, str)} or {""}
 
 
 @dataclass
