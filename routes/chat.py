@@ -119,6 +119,16 @@ def message_json(chat_id, message_id):
     return jsonify(view)
 
 
+def _fields():
+    """The request's fields: its JSON object, or its form; JSON that is not an object is a 400."""
+    if not request.is_json:
+        return request.form
+    data = request.get_json(silent=True)
+    if data is None or isinstance(data, dict):
+        return data or request.form
+    abort(400, description="El cuerpo debe ser un objeto JSON.")
+
+
 def _action_result(chat):
     db.session.commit()
     return jsonify(ok=True, chat=chat_summary(chat))
@@ -128,7 +138,7 @@ def _action_result(chat):
 @login_required
 def send(chat_id):
     chat = _chat_or_404(chat_id)
-    data = request.get_json(silent=True) or request.form
+    data = _fields()
     kind = data.get("tipo", "text")
     content = {}
     try:
@@ -168,7 +178,7 @@ def attach(chat_id):
 @login_required
 def quick_reply(chat_id):
     chat = _chat_or_404(chat_id)
-    data = request.get_json(silent=True) or request.form
+    data = _fields()
     try:
         quick_reply_id = int(data.get("id", 0))
     except (TypeError, ValueError):
@@ -217,7 +227,7 @@ def read(chat_id):
 @login_required
 def alias(chat_id):
     chat = _chat_or_404(chat_id)
-    data = request.get_json(silent=True) or request.form
+    data = _fields()
     try:
         agent.set_alias(chat, str(data.get("alias", "")))
     except agent.ActionError as error:
@@ -231,7 +241,7 @@ def roles(chat_id):
     chat = _chat_or_404(chat_id)
     if not current_user.is_admin:
         abort(403, description="Solo un administrador cambia los roles de un chat.")
-    data = request.get_json(silent=True) or {}
+    data = _fields() if request.is_json else {}
     try:
         agent.set_roles(chat, [int(r) for r in data.get("roles", [])])
     except (agent.ActionError, TypeError, ValueError) as error:

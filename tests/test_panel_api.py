@@ -56,6 +56,15 @@ def agent_client(app, make_user, role="ventas", username="vera"):
     return client, {"X-CSRFToken": csrf_token(client, "/")}
 
 
+def test_json_that_is_not_an_object_is_a_400(app, admin_client, chats):
+    headers = {"X-CSRFToken": csrf_token(admin_client, "/")}
+    for action in ("mensajes", "alias", "roles", "respuesta-rapida"):
+        response = admin_client.post(f"/api/chats/{chats[VENTAS]}/{action}", data="[1, 2]",
+                                     content_type="application/json", headers=headers)
+        assert response.status_code == 400, action
+        assert "objeto JSON" in response.get_json()["error"]
+
+
 def test_agent_sees_only_chats_of_their_roles(app, make_user, chats):
     client, _ = agent_client(app, make_user)
     listed = client.get("/api/chats").get_json()["chats"]
