@@ -95,6 +95,7 @@ class Message(db.Model):
               "error_title"),  # its error titles: migration a4f8d2c6e913
         Index("ix_messages_type_dir_created", "type", "direction", "created_at", "chat_id"),
         Index("ix_messages_agent_answers", "sender", "created_at", "answers_at", "chat_id"),  # migration e5b1c7d93a20
+        Index("ix_messages_sentiment_day", "sentiment_label", "created_at"),  # migration d4a7c2e9f613
     )
 
     @property

@@ -98,10 +98,16 @@ def words(f: Filters) -> dict:
 
 
 def sentiment(f: Filters) -> dict:
+    """Over some chats, one pass over their messages; over all of them, one range of ix_messages_sentiment_day per
+    label."""
     labels = ("positivo", "neutral", "negativo")
     day = day_of(M.c.created_at)
-    rows = _rows(select(day, M.c.sentiment_label, func.count()).where(*f.conditions(), M.c.sentiment_label.in_(labels))
-                 .group_by(day, M.c.sentiment_label))
+    if f.some_chats:
+        rows = _rows(select(day, M.c.sentiment_label, func.count())
+                     .where(*f.conditions(), M.c.sentiment_label.in_(labels)).group_by(day, M.c.sentiment_label))
+    else:
+        rows = [(d, label, n) for label in labels for d, n in _rows(
+            select(day, func.count()).where(M.c.sentiment_label == label, *f.conditions()).group_by(day))]
     days = [d.isoformat() for d in f.days()]
     per_day = {(day_key(d), label): n for d, label, n in rows}
     totals = [sum(n for (_, name), n in per_day.items() if name == label) for label in labels]
