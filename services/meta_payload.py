@@ -26,20 +26,9 @@ class InboundMessage:
     direction: str = "in"
 
     def __post_init__(self):
-        """Cut each field to its column (models.message, models.chat), so no payload, from Meta or Twilio, makes
-        its row fail to store; an optional field that is not text is dropped. The raw update keeps the rest."""
-        for name in OPTIONAL_TEXT:
-            if not isinstance(getattr(self, name), str):
-                setattr(self, name, None)
-        for name, limit in COLUMN_LIMITS.items():
-            value = getattr(self, name)
-            if isinstance(value, str):
-                setattr(self, name, value[:limit])
-
-
-COLUMN_LIMITS = {"wamid": 191, "numero": 32, "type": 32, "media_id": 128, "media_mime": 128, "context_wamid": 191,
-                 "profile_name": 255}
-OPTIONAL_TEXT = ("text", "media_id", "media_mime", "context_wamid", "profile_name")
+        _fit_columns(self, {"wamid": 191, "numero": 32, "type": 32, "media_id": 128, "media_mime": 128,
+                            "context_wamid": 191, "profile_name": 255},
+                     optional=("text", "media_id", "media_mime", "context_wamid", "profile_name"))
 
 
 @dataclass
@@ -49,6 +38,22 @@ class StatusUpdate:
     timestamp: datetime | None
     recipient: str | None
     error: dict | None = None
+
+    def __post_init__(self):
+        _fit_columns(self, {"wamid": 191, "status": 16, "recipient": 32}, optional=("recipient",))
+
+
+def _fit_columns(record, limits: dict[str, int], optional: tuple[str, ...]) -> None:
+    """Cut each field of a parsed record to its column (models.message, models.chat), so no payload, from Meta or
+    Twilio, makes its row fail to store; an optional field that is not text is dropped. The raw update keeps
+    the rest."""
+    for name in optional:
+        if not isinstance(getattr(record, name), str):
+            setattr(record, name, None)
+    for name, limit in limits.items():
+        value = getattr(record, name)
+        if isinstance(value, str):
+            setattr(record, name, value[:limit])
 
 
 @dataclass
@@ -172,8 +177,8 @@ def _status(status: dict) -> StatusUpdate | None:
     wamid, value = status.get("id"), status.get("status")
     if not isinstance(wamid, str) or not isinstance(value, str) or status.get("type") == "call":
         return None
-    return StatusUpdate(wamid=wamid[:191], status=value.lower()[:16], timestamp=parse_timestamp(status.get("timestamp")),
-                        recipient=str(status.get("recipient_id") or "")[:32] or None, error=first_error(status.get("errors")))
+    return StatusUpdate(wamid=wamid, status=value.lower(), timestamp=parse_timestamp(status.get("timestamp")),
+                        recipient=str(status.get("recipient_id") or "") or None, error=first_error(status.get("errors")))
 
 
 def parse_update(payload: dict) -> ParsedUpdate:

@@ -130,13 +130,13 @@ def parse_fields(fields: dict[str, list[str]]) -> ParsedUpdate:
         parsed.kinds.append("unknown")
         return parsed
     if status and status != "received" and get("SmsStatus").lower() != "received":
-        value = STATUSES.get(status, status)[:16]
         error = _error(get)
         if status == "undelivered":
             error = {**(error or {"code": None, "title": None}), "detail": "undelivered"}
-        parsed.statuses.append(StatusUpdate(wamid=sid[:191], status=value, timestamp=None,
-                                            recipient=_number(get("To"))[:32] or None, error=error))
-        parsed.kinds.append(f"status:{value}")
+        update = StatusUpdate(wamid=sid, status=STATUSES.get(status, status), timestamp=None,
+                              recipient=_number(get("To")) or None, error=error)
+        parsed.statuses.append(update)
+        parsed.kinds.append(f"status:{update.status}")
         return parsed
     kind, text, content, media_id, media_mime = _describe(get)
     numero = get("WaId") if get("WaId").isdigit() else _number(get("From"))
