@@ -6,6 +6,7 @@ from services.conversation import respond
 from services.events import LocalBroker, RedisBroker, install_session_hooks
 from services.graph import GraphClient
 from services.jobs import RqJobs, ThreadJobs
+from services.journal import Journal
 from services.sentiment import make_classifier
 from services.transports import make_transport
 
@@ -50,6 +51,7 @@ def init_app(app) -> None:
         app.extensions["jobs"] = RqJobs(config["REDIS_URL"], config["JOB_RETRY_DELAYS"])
     else:
         app.extensions["jobs"] = ThreadJobs(app, config["JOB_THREADS"], config["JOB_RETRY_DELAYS"])
+    app.extensions["journal"] = Journal(app)
     app.extensions["transport"] = make_transport(config, app.extensions["graph"])
     app.extensions["inbound_handler"] = respond
     app.extensions["sentiment"] = make_classifier(config)

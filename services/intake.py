@@ -1,7 +1,8 @@
 """The intake journal: a webhook is answered once its raw update is stored; the rest happens in a job.
 
-`accept()` is all a webhook request does after its checks: one INSERT of the raw body into
-`webhook_events`, a commit (the durable point Meta's 200 promises), and a wake-up of the drainer.
+`accept()` is all a webhook request does after its checks: the raw body into `webhook_events`, committed
+(the durable point Meta's 200 promises) by the process's journal writer with the other requests' rows of
+the moment (services.journal), which then wakes the drainer.
 
 `drain()` is that job. One drainer at a time, across every process and host, holds the `intake`
 lease and takes pending events in id order (arrival order, so one customer's messages keep their
@@ -20,6 +21,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from flask import current_app
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -39,7 +41,6 @@ BATCH_EVENTS = 100
 BATCH_BYTES = 4 * 1024 * 1024
 EVENTS = WebhookEvent.__table__
 LEASES = Lease.__table__
-INSERT_EVENT = insert(EVENTS)
 # source -> parser(raw body as stored) -> ParsedUpdate
 PARSERS = {"meta": lambda raw: parse_update(json.loads(raw)), "twilio": parse_form}
 
@@ -57,15 +58,11 @@ def accept(source: str, parsed: ParsedUpdate, raw: str) -> int:
     """Store one update (`raw`, read as `parsed` to name its kind) durably and wake the drainer; the event's
     id. Raises OperationalError when the database cannot take it (the caller answers 503, the sender retries).
 
-    One prebuilt Core INSERT (values bound at execution) and its commit, in the request's session: on SQLite a
-    second connection would wait for the write lock the session may hold (the simulator writes first)."""
+    The row goes through the process's journal writer (services.journal), which commits it with the other
+    requests' rows of the moment on its own connection: on SQLite the caller must not hold the write lock
+    (no transaction open in its session)."""
     values = {"source": source, "kind": parsed.kind[:64], "payload": raw, "received_at": utcnow()}
-    event_id = in_transaction(lambda: db.session.execute(INSERT_EVENT, values).inserted_primary_key[0])
-    try:
-        wake()
-    except Exception:  # the update is stored: the next wake-up, the worker's start or requeue-pending drains it
-        log.exception("webhook event %s stored, but the drainer could not be woken", event_id)
-    return event_id
+    return current_app.extensions["journal"].append(values)
 
 
 def wake() -> None:

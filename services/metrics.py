@@ -30,8 +30,14 @@ QUEUE_FAILED = Gauge("whatsapp_job_failures", "Jobs that failed for good (at scr
                      registry=REGISTRY, multiprocess_mode="max")
 TRANSCRIPTION_SECONDS = Histogram("whatsapp_transcription_seconds", "Voice-note transcription time, by result",
                                   ("result",), buckets=SLOW, registry=REGISTRY)
+JOURNAL_BATCH_ROWS = Histogram("whatsapp_journal_batch_rows", "Webhook events stored per INSERT and COMMIT (group commit)",
+                               buckets=(1, 2, 4, 8, 16, 32, 64), registry=REGISTRY)
 SENTIMENT_SECONDS = Histogram("whatsapp_sentiment_seconds", "Sentiment classification time, by provider and result",
                               ("provider", "result"), buckets=FAST, registry=REGISTRY)
+
+
+def observe_journal_batch(rows: int) -> None:
+    JOURNAL_BATCH_ROWS.observe(rows)
 
 
 def observe_webhook(source: str, kind: str, result: str) -> None:
