@@ -3,6 +3,7 @@ from flask import has_request_context, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from routes.security import add_security_headers
+from routes.sessions import PeopleSessions
 from services.texts import LANGUAGES, for_scripts, texts_for
 
 JSON_PREFIXES = ("/webhook", "/api", "/export")
@@ -21,6 +22,7 @@ def register_blueprints(app) -> None:
     for module in (auth, webhook, api, export, chat, config, sandbox, roles, quick_replies, tablero, metrics):
         app.register_blueprint(module.bp)
     app.after_request(add_security_headers)
+    app.session_interface = PeopleSessions(webhook.MACHINE_PREFIXES)
     app.context_processor(ui_texts)
 
     @app.errorhandler(HTTPException)

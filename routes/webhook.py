@@ -13,6 +13,7 @@ from services.signatures import valid_meta_signature
 
 bp = Blueprint("webhook", __name__)
 log = logging.getLogger(__name__)
+MACHINE_PREFIXES = ("/webhook",)  # this blueprint's paths: posted by Meta and Twilio, no session (routes.sessions)
 TWIML_EMPTY = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 

@@ -156,3 +156,15 @@ def test_database_down_answers_503_so_meta_retries(make_app, client):
     broken = make_app(SQLALCHEMY_DATABASE_URI="mysql+pymysql://nobody@127.0.0.1:1/none")
     response = post_webhook(broken.test_client(), json.dumps(text_payload("wamid.DOWN")).encode())
     assert response.status_code == 503
+
+
+def test_webhooks_keep_no_session_while_people_do(admin_client):
+    body = json.dumps(text_payload("wamid.NOSESSION")).encode()
+    response = post_webhook(admin_client, body)
+    assert response.status_code == 200
+    assert "Set-Cookie" not in response.headers
+    assert "Vary" not in response.headers  # the session cookie was not even read
+    assert admin_client.get("/webhook?hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=7").headers.get(
+        "Set-Cookie") is None
+    # the signed-in admin's session is untouched by the webhook: pages still open
+    assert admin_client.get("/").status_code == 200
