@@ -36,15 +36,18 @@ def register_commands(app) -> None:
     @app.cli.command("worker")
     def worker_command():
         """Atiende la cola de trabajos en Redis (JOBS_BACKEND=rq)."""
-        from rq import Worker
+        from rq import SimpleWorker
 
         jobs = current_app.extensions["jobs"]
         if current_app.config["JOBS_BACKEND"] != "rq":
             raise click.ClickException("el worker necesita JOBS_BACKEND=rq y REDIS_URL")
         click.echo(f"{jobs.recover_abandoned()} trabajos abandonados por un worker caído recuperados")
         from services.intake import wake; wake()  # updates journaled while no worker ran
-        from services.transcription import preload_model; preload_model()  # once, shared by the forked jobs
-        Worker([jobs.queue], connection=jobs.connection).work(with_scheduler=True)
+        from services.transcription import preload_model; preload_model()  # once, for every job after
+        # Jobs run in this process, one after the other: the bot's are a few ms of work each, which a fork and a
+        # new database connection per job (RQ's Worker) would multiply. A job that kills the process is
+        # recovered by the next worker to start (recover_abandoned); the time limit holds (SIGALRM, main thread).
+        SimpleWorker([jobs.queue], connection=jobs.connection).work(with_scheduler=True)
 
     @app.cli.command("requeue-pending")
     def requeue_pending_command():

@@ -75,7 +75,7 @@ def get_model(path: str):
 
 
 def preload_model() -> None:
-    """Load the configured model now (an RQ worker, before it forks a process per job); a bad model is
+    """Load the configured model now (an RQ worker, before its first job); a bad model is
     only logged here: each note then says why it was not transcribed."""
     path = current_app.config["VOSK_MODEL_PATH"]
     if path and looks_like_model(path):
