@@ -66,18 +66,23 @@ class RecordedJobs:
 class SqlCounter:
     def __init__(self):
         self.statements = self.commits = self.rollbacks = 0
+        self.log = None  # a list while statements are being listed (--statements)
 
     def install(self, engine):
         from sqlalchemy import event
-        event.listen(engine, "before_cursor_execute", lambda *a, **k: self._statement())
+        event.listen(engine, "before_cursor_execute", lambda conn, cursor, statement, *a: self._statement(statement))
         event.listen(engine, "commit", lambda *a: self._commit())
         event.listen(engine, "rollback", lambda *a: self._rollback())
 
-    def _statement(self):
+    def _statement(self, statement=""):
         self.statements += 1
+        if self.log is not None:
+            self.log.append(" ".join(statement.split())[:160])
 
     def _commit(self):
         self.commits += 1
+        if self.log is not None:
+            self.log.append("COMMIT")
 
     def _rollback(self):
         self.rollbacks += 1
@@ -112,6 +117,8 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--numbers", type=int, default=1000)
     parser.add_argument("--quiet-logs", action="store_true", help="logging at WARNING (price the INFO lines)")
+    parser.add_argument("--statements", action="store_true",
+                        help="also list the SQL of one more webhook's jobs, job by job")
     parser.add_argument("--json", default=str(RESULTS / "profile_webhook.json"))
     args = parser.parse_args(argv)
 
@@ -159,6 +166,8 @@ def main(argv=None):
             profile_job.enable()
         while jobs.pending:
             task, task_args = jobs.pending.pop(0)
+            if counter.log is not None:
+                counter.log.append(f"-- job {task}{task_args}")
             with app.app_context():
                 run_task(task, *task_args)
         if profile_job:
@@ -175,6 +184,15 @@ def main(argv=None):
     profiles = {"request": cProfile.Profile(), "job": cProfile.Profile()}
     for seq in range(args.warmup + args.requests, args.warmup + 2 * args.requests):
         one(seq, profiles["request"], profiles["job"])
+
+    if args.statements:
+        counter.log = []
+        one(args.warmup + 2 * args.requests)
+        print("statements of one more webhook's jobs (the journal's INSERT runs on the driver's cursor, unlisted):")
+        for line in counter.log:
+            print(f"  {line}")
+        counter.log = None
+        print()
 
     n = args.requests
     report = {"requests": n, "quiet_logs": args.quiet_logs, "db_url": args.db_url, "phases": {}}
