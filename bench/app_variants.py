@@ -20,6 +20,9 @@ class DroppedJobs:
         self.dropped += 1
         return uuid.uuid4().hex
 
+    def enqueue_many(self, calls, retries=3):
+        return [self.enqueue(task, *args, retries=retries) for task, args in calls]
+
     def enqueue_in(self, delay, task, *args, retries=3):
         return self.enqueue(task, *args, retries=retries)
 

@@ -51,6 +51,9 @@ class RecordedJobs:
         self.pending.append((task, args))
         return "recorded"
 
+    def enqueue_many(self, calls, retries=3):
+        return [self.enqueue(task, *args, retries=retries) for task, args in calls]
+
     def enqueue_in(self, delay, task, *args, retries=3):
         return "deferred-dropped"
 

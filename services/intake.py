@@ -209,10 +209,7 @@ def _follow_up(outcomes: list[tuple], result: DrainResult) -> None:
         log.info("webhook stored source=%s event=%s kinds=%s new=%s duplicates=%s statuses=%s wamids=%s",
                  event.source, event.id, parsed.kind, len(stored.stored),
                  stored.duplicates, stored.statuses, ",".join(m.wamid for m in parsed.messages + parsed.statuses))
-    for message_id in media:
-        jobs.enqueue("services.media.download_media", message_id)
-    for chat_id in chats:
-        jobs.enqueue("services.pipeline.process_chat", chat_id)
-    for message_id in texts:
-        jobs.enqueue("services.sentiment.tag_message", message_id)
+    jobs.enqueue_many([("services.media.download_media", (message_id,)) for message_id in media]
+                      + [("services.pipeline.process_chat", (chat_id,)) for chat_id in chats]
+                      + [("services.sentiment.tag_message", (message_id,)) for message_id in texts])
     forwarding.forward_new(customer)

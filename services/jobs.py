@@ -30,6 +30,12 @@ def enqueue(task: str, *args, retries: int = 3) -> str:
     return current_app.extensions["jobs"].enqueue(task, *args, retries=retries)
 
 
+def enqueue_many(calls: list[tuple[str, tuple]], retries: int = 3) -> list[str]:
+    """Run each `task(*args)` of `calls` in the background, queued together (on RQ, one Redis round trip for
+    them all); the job ids, in order."""
+    return current_app.extensions["jobs"].enqueue_many(calls, retries=retries) if calls else []
+
+
 def enqueue_in(delay: float, task: str, *args, retries: int = 3) -> str:
     """Run `task(*args)` in the background after `delay` seconds; returns the job id."""
     return current_app.extensions["jobs"].enqueue_in(delay, task, *args, retries=retries)
@@ -131,6 +137,9 @@ class ThreadJobs:
         self._submit(job_id, task, args, retries, 1)
         return job_id
 
+    def enqueue_many(self, calls: list[tuple[str, tuple]], retries: int = 3) -> list[str]:
+        return [self.enqueue(task, *args, retries=retries) for task, args in calls]
+
     def enqueue_in(self, delay: float, task: str, *args, retries: int = 3) -> str:
         job_id = uuid.uuid4().hex
         self._later(delay, job_id, task, args, retries, 1)
@@ -230,6 +239,13 @@ class RqJobs:
 
     def enqueue(self, task: str, *args, retries: int = 3) -> str:
         return self.queue.enqueue(run_task, task, *args, **self._options(retries)).id
+
+    def enqueue_many(self, calls: list[tuple[str, tuple]], retries: int = 3) -> list[str]:
+        from rq import Queue
+        options = self._options(retries)
+        timeout = options.pop("job_timeout")
+        datas = [Queue.prepare_data(run_task, (task, *args), timeout=timeout, **options) for task, args in calls]
+        return [job.id for job in self.queue.enqueue_many(datas)]
 
     def enqueue_in(self, delay: float, task: str, *args, retries: int = 3) -> str:
         from datetime import timedelta

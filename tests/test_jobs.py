@@ -11,7 +11,7 @@ import pytest
 from redis import Redis
 
 from services import transcription
-from services.jobs import PermanentJobError, enqueue, enqueue_in
+from services.jobs import PermanentJobError, enqueue, enqueue_in, enqueue_many
 from tests.audio import NO, WELCOME, VoiceCustomer, korean_model_path, seed_closed_menu, voice_note, wait_until
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -115,6 +115,10 @@ class Backend:
         with self.app.app_context():
             return enqueue_in(delay, task, *args, **options)
 
+    def enqueue_many(self, calls, **options):
+        with self.app.app_context():
+            return enqueue_many(calls, **options)
+
 
 @pytest.fixture
 def redis_db14():
@@ -175,6 +179,18 @@ def test_a_job_runs_with_its_arguments(backend, work):
     backend.enqueue("tests.test_jobs.record", str(work), "dos")
     wait_until(lambda: (read(work / "record.txt") or "").count("\n") == 2, 30, "both jobs")
     assert sorted(read(work / "record.txt").split()) == ["dos", "uno"]
+
+
+def test_jobs_queued_together_each_run_and_keep_their_retries(backend, work):
+    ids = backend.enqueue_many([("tests.test_jobs.record", (str(work), "uno")),
+                                ("tests.test_jobs.flaky", (str(work), 1)),
+                                ("tests.test_jobs.record", (str(work), "tres"))], retries=2)
+    assert len(set(ids)) == 3
+    wait_until(lambda: (read(work / "record.txt") or "").count("\n") == 2 and read(work / "flaky.done"), 60,
+               "the three jobs")
+    assert sorted(read(work / "record.txt").split()) == ["tres", "uno"]
+    assert read(work / "flaky.done") == "2"  # failed once, tried again
+    assert backend.enqueue_many([]) == []
 
 
 def test_a_failing_job_is_retried_with_backoff_until_it_works(backend, work):
