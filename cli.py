@@ -44,8 +44,8 @@ def register_commands(app) -> None:
         click.echo(f"{jobs.recover_abandoned()} trabajos abandonados por un worker caído recuperados")
         from services.intake import wake; wake()  # updates journaled while no worker ran
         from services.transcription import preload_model; preload_model()  # once, for every job after
-        # Jobs run in this process, one after the other: the bot's are a few ms of work each, which a fork and a
-        # new database connection per job (RQ's Worker) would multiply. A job that kills the process is
+        # Jobs run in this process, one after the other: the bot's take milliseconds each, which a fork and a new
+        # database connection per job (RQ's Worker) would multiply. A job that kills the process is
         # recovered by the next worker to start (recover_abandoned); the time limit holds (SIGALRM, main thread).
         SimpleWorker([jobs.queue], connection=jobs.connection).work(with_scheduler=True)
 

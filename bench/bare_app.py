@@ -30,10 +30,11 @@ def create_insert_app() -> Flask:
     extensions, no signature check, no parsing). Diagnostic target `bare-insert` of webhook_bench.py."""
     import os
     import threading
-    from datetime import datetime, timezone
 
     import pymysql
     from sqlalchemy.engine import make_url
+
+    from models.types import utcnow
 
     url = make_url(os.environ["DATABASE_URL"])
     local = threading.local()
@@ -51,7 +52,7 @@ def create_insert_app() -> Flask:
         raw = request.get_data(cache=False).decode("utf-8")
         with connection().cursor() as cursor:
             cursor.execute("INSERT INTO webhook_events (source, kind, payload, received_at) VALUES (%s, %s, %s, %s)",
-                           ("meta", "text", raw, datetime.now(timezone.utc).replace(tzinfo=None)))
+                           ("meta", "text", raw, utcnow()))
             event_id = cursor.lastrowid
         return jsonify(status="ok", event=event_id)
 

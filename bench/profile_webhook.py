@@ -77,7 +77,7 @@ class SqlCounter:
         event.listen(engine, "commit", lambda *a: self._commit())
         event.listen(engine, "rollback", lambda *a: self._rollback())
 
-    def _statement(self, statement=""):
+    def _statement(self, statement):
         self.statements += 1
         if self.log is not None:
             self.log.append(" ".join(statement.split())[:160])

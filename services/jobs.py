@@ -302,8 +302,9 @@ class RqJobs:
             log.warning("job %s %s%r abandoned by worker %s: %s", job_id, *rq_task_of(job),
                         worker_name or "?", "tried again" if retry else "failed")
             recovered += 1
-        if recovered:  # give_up may have used the database: its session ends before the first job's
+        if recovered:  # give_up may have used the database: no connection may cross the scheduler's fork
             db.session.remove()
+            db.engine.dispose()
         return recovered
 
     def _worker_alive(self, name: str) -> bool:
