@@ -52,3 +52,11 @@ class ChatLease(db.Model):
     chat_id: Mapped[int] = mapped_column(ForeignKey("chats.id", ondelete="CASCADE"), primary_key=True)
     holder: Mapped[str | None] = mapped_column(String(64))
     expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+
+class SimulatorNumber(db.Model):
+    """A simulated customer number and the user who owns it: only they (and admins) see its chat in /simulador."""
+    __tablename__ = "simulator_numbers"
+    numero: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -24,6 +24,8 @@ class WebhookEvent(db.Model):
     received_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     processed_at: Mapped[datetime | None] = mapped_column(DateTime)
     error: Mapped[str | None] = mapped_column(String(255))
+    # JSON list of the parts set aside ({"where", "reason"}): the rest of the update was stored.
+    rejected: Mapped[str | None] = mapped_column(PayloadText)
 
     __table_args__ = (Index("ix_webhook_events_pending", "processed_at", "id"),)
 

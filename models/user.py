@@ -35,6 +35,8 @@ class User(UserMixin, db.Model):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime)
+    # Bumped by logout and password changes: a session issued with another version is no longer valid.
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     roles: Mapped[list[Role]] = relationship(secondary=user_roles, lazy="selectin")
 
     @property
