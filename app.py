@@ -15,6 +15,8 @@ def create_app(config: dict | None = None) -> Flask:
             raise SystemExit(f"Error de configuración: {error}") from None
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(config)
+    from routes.json_io import StrictJSONProvider
+    app.json = StrictJSONProvider(app)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
 
     from extensions import csrf, db, limiter, login_manager, migrate

@@ -15,7 +15,7 @@ STATUS_ORDER = {"pending": 0, "sending": 1, "sent": 2, "delivered": 3, "read": 4
 class WebhookEvent(db.Model):
     """One POST as received: the intake journal. Kept raw so nothing Meta or Twilio sends is ever lost;
     `processed_at` is set in the transaction that stores its messages and statuses (services.intake),
-    with `error` when the update could not be read."""
+    with `error` when the update, or a part of it (`rejected`), could not be stored."""
     __tablename__ = "webhook_events"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(16))
@@ -27,7 +27,8 @@ class WebhookEvent(db.Model):
     # JSON list of the parts set aside ({"where", "reason"}): the rest of the update was stored.
     rejected: Mapped[str | None] = mapped_column(PayloadText)
 
-    __table_args__ = (Index("ix_webhook_events_pending", "processed_at", "id"),)
+    __table_args__ = (Index("ix_webhook_events_pending", "processed_at", "id"),
+                      Index("ix_webhook_events_error", "error", "id"))
 
 
 class Lease(db.Model):
@@ -102,7 +103,8 @@ class Message(db.Model):
 
     @property
     def content_data(self) -> dict:
-        return json.loads(self.content) if self.content else {}
+        # a NaN stored before webhooks were read strictly comes back as None: never emitted as a bare NaN
+        return json.loads(self.content, parse_constant=lambda _: None) if self.content else {}
 
     def __repr__(self):
         return f"<Message {self.id} {self.direction} {self.type}>"

@@ -1,5 +1,4 @@
 """Meta's webhook (handshake and updates) and Twilio's."""
-import json
 import logging
 
 from flask import Blueprint, current_app, jsonify, request
@@ -7,7 +6,7 @@ from sqlalchemy.exc import OperationalError
 from werkzeug.urls import iri_to_uri
 
 from extensions import csrf, limiter
-from services import intake, metrics, twilio_payload
+from services import intake, json_input, metrics, twilio_payload
 from services.meta_payload import ParsedUpdate, parse_update
 from services.signatures import valid_meta_signature
 
@@ -53,15 +52,16 @@ def receive():
         metrics.observe_webhook("meta", "unknown", "invalid_signature")
         return jsonify(error="firma X-Hub-Signature-256 inválida"), 401
     try:
-        payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        body = json_input.decode(raw)
+        payload = json_input.load(body)
+    except json_input.JSONInputError as error:
         metrics.observe_webhook("meta", "unknown", "invalid_json")
-        return jsonify(error="el cuerpo no es JSON válido"), 400
+        return jsonify(error=str(error)), 400
     if not isinstance(payload, dict):
         metrics.observe_webhook("meta", "unknown", "invalid_json")
         return jsonify(error="se esperaba un objeto JSON"), 400
     try:
-        event_id = intake.accept("meta", _read(parse_update, payload), raw.decode("utf-8"))
+        event_id = intake.accept("meta", _read(parse_update, payload), body)
     except OperationalError:
         log.exception("webhook not stored: database unavailable")
         metrics.observe_webhook("meta", "unknown", "database_unavailable")

@@ -13,7 +13,7 @@ from models import Chat, ChatLease, Message, MessageStatusEvent
 from models.message import STATUS_ORDER
 from models.types import utcnow
 from services.events import emit
-from services.meta_payload import InboundMessage, ParsedUpdate, StatusUpdate
+from services.meta_payload import InboundMessage, ParsedUpdate, StatusUpdate, content_json
 
 log = logging.getLogger(__name__)
 PREVIEW_LENGTH = 120
@@ -38,6 +38,7 @@ class ReceiveResult:
     chats: set[int] = field(default_factory=set)
     media: list[int] = field(default_factory=list)
     texts: list[int] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)  # as ParsedUpdate.rejected: parts not stored, and why
 
 
 def _chat_ids() -> dict:
@@ -116,7 +117,7 @@ def _message_values(incoming: InboundMessage, chat_id: int, now) -> dict:
     return dict(
         chat_id=chat_id, wamid=incoming.wamid, direction=incoming.direction,
         sender="customer" if inbound else "agent", type=incoming.type, text=incoming.text,
-        content=json.dumps(incoming.content, ensure_ascii=False) if incoming.content else None,
+        content=content_json(incoming.content),
         context_wamid=incoming.context_wamid, media_id=incoming.media_id, media_mime=incoming.media_mime,
         media_status="pending" if incoming.media_id and inbound else None,
         status="received" if inbound else "sent",
@@ -146,6 +147,14 @@ def store_careful(parsed: ParsedUpdate) -> ReceiveResult:
     """As `store_fast`, one savepoint per row: what is already stored is counted as a duplicate and skipped."""
     result = ReceiveResult()
     for incoming in parsed.messages:
+        owner = db.session.scalar(select(CHATS.c.numero).join(MESSAGES, MESSAGES.c.chat_id == CHATS.c.id)
+                                  .where(MESSAGES.c.wamid == incoming.wamid))
+        if owner is not None:  # stored already: no chat is created for it
+            result.duplicates += 1
+            if owner != incoming.numero:
+                result.rejected.append({"where": f"wamid {incoming.wamid[:80]}", "reason": (
+                    f"el wamid ya está guardado en el chat de otro número ({owner}); {incoming.numero} no lo repite")})
+            continue
         message = _store_message(incoming)
         if message is None:
             result.duplicates += 1
@@ -179,15 +188,15 @@ def preview_of(message: Message) -> str:
 
 
 def _store_message(incoming: InboundMessage) -> Message | None:
-    """Insert one message; None when its wamid is already stored."""
-    chat = find_or_create_chat(incoming.numero, incoming.profile_name if incoming.direction == "in" else None)
-    # Take the chat's row lock before the insert: concurrent webhooks of one customer then queue up here
-    # instead of deadlocking between the foreign-key check of the insert and the update of the chat below.
-    db.session.execute(select(Chat.id).where(Chat.id == chat.id).with_for_update())
-    now = utcnow()
-    message = Message(**_message_values(incoming, chat.id, now))
+    """Insert one message; None when its wamid is already stored (and then no chat is left created for it)."""
     try:
         with db.session.begin_nested():
+            chat = find_or_create_chat(incoming.numero, incoming.profile_name if incoming.direction == "in" else None)
+            # Take the chat's row lock before the insert: concurrent webhooks of one customer then queue up here
+            # instead of deadlocking between the foreign-key check of the insert and the update of the chat below.
+            db.session.execute(select(Chat.id).where(Chat.id == chat.id).with_for_update())
+            now = utcnow()
+            message = Message(**_message_values(incoming, chat.id, now))
             db.session.add(message)
             db.session.flush()
     except IntegrityError:
@@ -221,7 +230,8 @@ def _apply_edit(incoming: InboundMessage) -> int | None:
     """An edit replaces the original's text (its id is returned: its sentiment is taken again); a revoke marks
     it deleted. The edit itself stays stored."""
     original_id = incoming.content.get("original_message_id")
-    original = db.session.scalar(select(Message).filter_by(wamid=original_id)) if original_id else None
+    original = db.session.scalar(select(Message).filter_by(wamid=original_id)) \
+        if isinstance(original_id, str) and original_id else None
     if original is None:
         return None
     content = original.content_data

@@ -30,7 +30,8 @@ from models import Lease, WebhookEvent
 from models.types import utcnow
 from services import forwarding, jobs, metrics
 from services.inbound import store_careful, store_fast
-from services.meta_payload import ParsedUpdate, parse_update
+from services import json_input
+from services.meta_payload import ParsedUpdate, clean_text, parse_update
 from services.transactions import in_transaction
 from services.twilio_payload import parse_form
 
@@ -41,8 +42,10 @@ BATCH_EVENTS = 100
 BATCH_BYTES = 4 * 1024 * 1024
 EVENTS = WebhookEvent.__table__
 LEASES = Lease.__table__
-# source -> parser(raw body as stored) -> ParsedUpdate
-PARSERS = {"meta": lambda raw: parse_update(json.loads(raw)), "twilio": parse_form}
+# source -> parser(raw body as stored) -> ParsedUpdate; only the simulator's own updates may name local files
+PARSERS = {"meta": lambda raw: parse_update(json_input.load(raw)),
+           "simulator": lambda raw: parse_update(json_input.load(raw), allow_local=True),
+           "twilio": parse_form}
 
 
 @dataclass
@@ -61,7 +64,7 @@ def accept(source: str, parsed: ParsedUpdate, raw: str) -> int:
     The row goes through the process's journal writer (services.journal), which commits it with the other
     requests' rows of the moment on its own connection: on SQLite the caller must not hold the write lock
     (no transaction open in its session)."""
-    values = {"source": source, "kind": parsed.kind[:64], "payload": raw, "received_at": utcnow()}
+    values = {"source": source, "kind": clean_text(parsed.kind[:64]), "payload": raw, "received_at": utcnow()}
     return current_app.extensions["journal"].append(values)
 
 
@@ -113,6 +116,31 @@ def _release(holder: str) -> None:
     db.session.execute(update(LEASES).where(LEASES.c.name == LEASE, LEASES.c.holder == holder)
                        .values(holder=None, expires_at=None))
     db.session.commit()
+
+
+def set_aside(limit: int = 200) -> list[dict]:
+    """The newest events that failed or had parts set aside: id, source, kind, received_at, processed_at, error
+    and rejected (the parts, as a list)."""
+    rows = db.session.execute(select(EVENTS.c.id, EVENTS.c.source, EVENTS.c.kind, EVENTS.c.received_at,
+                                     EVENTS.c.processed_at, EVENTS.c.error, EVENTS.c.rejected)
+                              .where(EVENTS.c.error.is_not(None)).order_by(EVENTS.c.id.desc()).limit(limit)).all()
+    db.session.commit()
+    return [{**row._asdict(), "rejected": json.loads(row.rejected) if row.rejected else []} for row in rows]
+
+
+def replay(event_ids: list[int] | None = None) -> int:
+    """Put events that failed or had parts set aside (all, or those of `event_ids`) back in the journal and wake
+    the drainer: after a fix their parts are stored, and what is already stored stays stored once (each wamid
+    and status is unique). Returns how many events were put back."""
+    statement = update(EVENTS).where(EVENTS.c.error.is_not(None))
+    if event_ids is not None:
+        statement = statement.where(EVENTS.c.id.in_(event_ids))
+    count = db.session.execute(statement.values(processed_at=None, error=None, rejected=None)).rowcount
+    db.session.commit()
+    if count:
+        wake()
+    log.info("%d webhook events put back in the journal", count)
+    return count
 
 
 def _has_pending() -> bool:
@@ -182,9 +210,20 @@ def _store_events(events: list, holder: str, store) -> list[tuple]:
         outcomes.append((event, parsed, store(parsed)))
     db.session.execute(update(EVENTS).where(EVENTS.c.id.in_([event.id for event in events]))
                        .values(processed_at=now))
+    for event, parsed, stored in outcomes:
+        rejected = parsed.rejected + stored.rejected
+        if rejected:
+            db.session.execute(update(EVENTS).where(EVENTS.c.id == event.id).values(
+                error=_summary(rejected), rejected=json.dumps(rejected, ensure_ascii=False)))
     db.session.execute(update(LEASES).where(LEASES.c.name == LEASE, LEASES.c.holder == holder)
                        .values(expires_at=now + timedelta(seconds=LEASE_SECONDS)))
     return outcomes
+
+
+def _summary(rejected: list[dict]) -> str:
+    """The `error` of an event stored but for some parts: how many, and the first reason."""
+    first = f"{rejected[0]['where']}: {rejected[0]['reason']}"
+    return (f"{len(rejected)} parte(s) apartada(s); {first}")[:255]
 
 
 def _mark_failed(event_id: int, reason: str) -> None:
@@ -209,6 +248,8 @@ def _follow_up(outcomes: list[tuple], result: DrainResult) -> None:
         log.info("webhook stored source=%s event=%s kinds=%s new=%s duplicates=%s statuses=%s wamids=%s",
                  event.source, event.id, parsed.kind, len(stored.stored),
                  stored.duplicates, stored.statuses, ",".join(m.wamid for m in parsed.messages + parsed.statuses))
+        for part in parsed.rejected + stored.rejected:
+            log.warning("webhook event %s: part set aside at %s: %s", event.id, part["where"], part["reason"])
     jobs.enqueue_many([("services.media.download_media", (message_id,)) for message_id in media]
                       + [("services.pipeline.process_chat", (chat_id,)) for chat_id in chats]
                       + [("services.sentiment.tag_message", (message_id,)) for message_id in texts])

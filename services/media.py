@@ -28,6 +28,7 @@ ACCEPTED = {"image": ("image/",), "audio": ("audio/", "video/ogg", "application/
             "document": ("",), "sticker": ("image/webp",)}
 CHUNK = 64 * 1024
 LOCAL_PREFIX = "local:"  # media id of a file already under MEDIA_ROOT (the simulator's uploads)
+LOCAL_DIR = "simulator"  # the only folder a local media id may name (services.simulator.MEDIA_DIR)
 TWILIO_TIMEOUT = 10.0
 
 
@@ -193,19 +194,20 @@ def _keep(media: MediaRef, response, mime: str, expected: str = "") -> None:
 
 
 def _use_local_file(message: Message) -> None:
-    """A `local:<path>` media id names a file already under MEDIA_ROOT: no Graph call, just check it.
+    """A `local:<path>` media id names a file the simulator stored under MEDIA_ROOT: no Graph call, just check it.
 
-    The path must resolve (symlinks included) to a file inside MEDIA_ROOT; anything else fails.
+    Only the simulator's updates may carry such an id (services.intake); still, the path must resolve (symlinks
+    included) to a file inside MEDIA_ROOT's simulator folder, never another area's files (quick replies, rules).
     """
     root = media_root().resolve()
     relative = message.media_id[len(LOCAL_PREFIX):]
     path, size, mime = None, None, message.media_mime or ""
     try:
         path = (root / relative).resolve()
-        path.relative_to(root)
+        path.relative_to(root / LOCAL_DIR)
         reason = None if path.is_file() else "el archivo local no existe"
     except (OSError, ValueError, RuntimeError):
-        reason = "ruta local fuera de MEDIA_ROOT"
+        reason = "ruta local fuera de la carpeta del simulador"
     if reason is None:
         size = path.stat().st_size
         mime = mime or mimetypes.guess_type(path.name)[0] or ""

@@ -183,7 +183,7 @@ def status_entry(numero: str, wamid: str, status: str, timestamp: int) -> dict:
 def _feed(numero: str, messages: list[dict] | None = None, statuses: list[dict] | None = None) -> None:
     payload = webhook_payload(numero, messages, statuses, current_app.config.get("PHONE_NUMBER_ID"))
     db.session.commit()  # ends the checks' read transaction: on SQLite it holds the lock the journal writer needs
-    intake.accept("meta", parse_update(payload), json.dumps(payload, ensure_ascii=False))
+    intake.accept("simulator", parse_update(payload, allow_local=True), json.dumps(payload, ensure_ascii=False))
 
 
 def _prepare(numero) -> str:

@@ -401,18 +401,22 @@ def test_media_route_refuses_traversal(sim, media_root, tmp_path):
 
 
 @pytest.mark.parametrize("media_id, reason", [
-    ("local:../../etc/passwd", "fuera de MEDIA_ROOT"),
-    ("local:/etc/passwd", "fuera de MEDIA_ROOT"),
+    ("local:../../etc/passwd", "fuera de la carpeta del simulador"),
+    ("local:/etc/passwd", "fuera de la carpeta del simulador"),
     ("local:simulator/no-existe.ogg", "no existe"),
-    ("local:escape.ogg", "fuera de MEDIA_ROOT"),
+    ("local:escape.ogg", "fuera de la carpeta del simulador"),
+    ("local:quick_replies/1.ogg", "fuera de la carpeta del simulador"),
 ])
-def test_download_media_keeps_local_ids_inside_media_root(app, media_root, tmp_path, graph, media_id, reason):
+def test_download_media_keeps_local_ids_inside_the_simulator_folder(app, media_root, tmp_path, graph, media_id,
+                                                                    reason):
     from services.inbound import find_or_create_chat
     from services.jobs import PermanentJobError
     from services.media import download_media
     outside = tmp_path / "outside.ogg"
     outside.write_bytes(OGG)
     (media_root / "escape.ogg").symlink_to(outside)
+    (media_root / "quick_replies").mkdir()
+    (media_root / "quick_replies" / "1.ogg").write_bytes(OGG)
     with app.app_context():
         chat = find_or_create_chat("999000777")
         message = Message(chat_id=chat.id, wamid="wamid.sim.local", direction="in", sender="customer", type="audio",

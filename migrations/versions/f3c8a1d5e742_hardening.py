@@ -3,7 +3,8 @@
 - users.session_version: bumped by logout and password changes; a session cookie carries the version it was
   issued with and stops working once it differs (sessions are revoked server-side).
 - webhook_events.rejected: JSON list of the parts of an update that could not be stored (where, reason); the
-  raw update stays in `payload`, so a part can be replayed after a fix.
+  raw update stays in `payload`, so a part can be replayed after a fix. `error` (indexed now) sums it up, so
+  the events to look at are found without reading the journal.
 - simulator_numbers: which user a simulated customer number belongs to (each user sees only their own).
 
 Revision ID: f3c8a1d5e742
@@ -29,6 +30,7 @@ def upgrade():
     with op.batch_alter_table("webhook_events") as batch:
         batch.add_column(sa.Column("rejected", sa.Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb"),
                                    nullable=True))
+    op.create_index("ix_webhook_events_error", "webhook_events", ["error", "id"])
     op.create_table(
         "simulator_numbers",
         sa.Column("numero", sa.String(length=32), nullable=False),
@@ -42,6 +44,7 @@ def upgrade():
 
 def downgrade():
     op.drop_table("simulator_numbers")
+    op.drop_index("ix_webhook_events_error", table_name="webhook_events")
     with op.batch_alter_table("webhook_events") as batch:
         batch.drop_column("rejected")
     with op.batch_alter_table("users") as batch:
