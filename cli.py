@@ -62,6 +62,14 @@ def register_commands(app) -> None:
             enqueue("services.pipeline.process_chat", chat_id)
         click.echo(f"{len(chat_ids)} chats encolados")
 
+    @app.cli.command("replay-events")
+    @click.argument("event_ids", nargs=-1, type=int)
+    def replay_events_command(event_ids):
+        """Vuelve a procesar los webhooks apartados (todos, o los EVENT_IDS dados) tras corregir la causa."""
+        from services.intake import replay
+        count = replay(list(event_ids) if event_ids else None)
+        click.echo(f"{count} evento(s) apartado(s) vuelven al diario; lo ya guardado no se repite")
+
     from cli_rules import register as register_rule_commands; register_rule_commands(app)
     from cli_sentiment import register as register_sentiment_commands; register_sentiment_commands(app)
     from cli_stt import register as register_stt_commands; register_stt_commands(app)

@@ -18,8 +18,9 @@ def ui_texts() -> dict:
 
 def register_blueprints(app) -> None:
     from routes import api, auth, chat, config, export, quick_replies, roles, sandbox, webhook
-    from routes import metrics, tablero
-    for module in (auth, webhook, api, export, chat, config, sandbox, roles, quick_replies, tablero, metrics):
+    from routes import metrics, tablero, webhook_events
+    for module in (auth, webhook, api, export, chat, config, sandbox, roles, quick_replies, tablero, metrics,
+                   webhook_events):
         app.register_blueprint(module.bp)
     app.after_request(add_security_headers)
     app.session_interface = PeopleSessions(webhook.MACHINE_PREFIXES)

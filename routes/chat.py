@@ -120,13 +120,14 @@ def message_json(chat_id, message_id):
 
 
 def _fields():
-    """The request's fields: its JSON object, or its form; JSON that is not an object is a 400."""
+    """The request's fields: its JSON object, or its form; a JSON body that is not an object, or not JSON this
+    app reads (services.json_input), is a 400."""
     if not request.is_json:
         return request.form
     data = request.get_json(silent=True)
-    if data is None or isinstance(data, dict):
-        return data or request.form
-    abort(400, description="El cuerpo debe ser un objeto JSON.")
+    if isinstance(data, dict):
+        return data
+    abort(400, description="El cuerpo debe ser un objeto JSON válido.")
 
 
 def _action_result(chat):

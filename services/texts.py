@@ -112,7 +112,7 @@ TABLERO_SCRIPT = {
 COMMON = {
     "app_name": "WhatsApp IA",
     "nav_chats": "Chats", "nav_simulator": "Simulador", "nav_tablero": "Tablero", "nav_rules": "Reglas",
-    "nav_quick_replies": "Botones", "nav_roles": "Roles", "nav_logout": "Salir",
+    "nav_quick_replies": "Botones", "nav_roles": "Roles", "nav_webhooks": "Webhooks", "nav_logout": "Salir",
     "edit": "Editar", "delete": "Eliminar", "move_up": "Subir", "move_down": "Bajar",
     "max_mb": "máximo {mb} MB", "badge_initial": "inicial",
     # templates/_forms.html
@@ -235,9 +235,21 @@ TABLERO = {
     "tab_chart_deliveries": "Entregas salientes", "tab_code": "Código", "tab_error": "Error",
 }
 
+# Webhook events set aside (templates/config/webhook_events.html).
+WEBHOOK_EVENTS = {
+    "events_title": "Webhooks apartados",
+    "events_hint": "Actualizaciones de Meta o Twilio que no se pudieron guardar, enteras o en parte. El cuerpo "
+                   "original se conserva: tras corregir la causa, reintente; lo ya guardado no se repite.",
+    "events_none": "No hay actualizaciones apartadas.",
+    "events_id": "Evento", "events_source": "Origen", "events_kind": "Contenido", "events_received": "Recibido",
+    "events_problem": "Problema", "events_where": "Parte", "events_retry": "Reintentar",
+    "events_retry_all": "Reintentar todos", "events_requeued": "{count} evento(s) vuelven al diario.",
+    "events_raw": "Cuerpo original",
+}
+
 # The areas whose texts scripts read from the #ui-texts blob.
 SCRIPT_AREAS = (PANEL, SIMULATOR_SCRIPT, TABLERO_SCRIPT)
-AREAS = SCRIPT_AREAS + (COMMON, LOGIN, RULES, ROLES, QUICK_REPLIES, SIMULATOR, TABLERO)
+AREAS = SCRIPT_AREAS + (COMMON, LOGIN, RULES, ROLES, QUICK_REPLIES, SIMULATOR, TABLERO, WEBHOOK_EVENTS)
 
 ES = {key: text for area in AREAS for key, text in area.items()}
 SCRIPT_KEYS = frozenset(key for area in SCRIPT_AREAS for key in area)

@@ -4,9 +4,10 @@ Pure functions: no database, no Flask. An inbound message becomes an `InboundMes
 one `services.meta_payload` makes for the same kind; a status callback becomes a `StatusUpdate`.
 """
 import hmac
+import math
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from services.meta_payload import InboundMessage, ParsedUpdate, StatusUpdate, error_code
+from services.meta_payload import InboundMessage, ParsedUpdate, StatusUpdate, error_code, is_number
 from services.signatures import twilio_signature
 
 MEDIA_PREFIX = "twilio:"  # media id of a Twilio media URL (kept whole in the content: it is longer than the column)
@@ -57,7 +58,7 @@ def valid_signature(token: str, urls: list[str], fields: dict[str, list[str]], h
 
 def _number(address: str) -> str:
     """`whatsapp:+31612345678` → `31612345678` (digits only, like Meta's wa_id)."""
-    return "".join(ch for ch in address.split(":", 1)[-1] if ch.isdigit())
+    return "".join(ch for ch in address.split(":", 1)[-1] if "0" <= ch <= "9")
 
 
 def _media_type(mime: str) -> str:
@@ -69,10 +70,12 @@ def _media_type(mime: str) -> str:
 
 
 def _float(value: str) -> float | str:
+    """A coordinate as a number; kept as written when it is not a finite one ("nan" is no place)."""
     try:
-        return float(value)
+        number = float(value)
     except ValueError:
         return value
+    return number if math.isfinite(number) else value
 
 
 def _describe(get) -> tuple[str, str | None, dict, str | None, str | None]:
@@ -139,7 +142,7 @@ def parse_fields(fields: dict[str, list[str]]) -> ParsedUpdate:
         parsed.kinds.append(f"status:{update.status}")
         return parsed
     kind, text, content, media_id, media_mime = _describe(get)
-    numero = get("WaId") if get("WaId").isdigit() else _number(get("From"))
+    numero = get("WaId") if is_number(get("WaId")) else _number(get("From"))
     if not numero:
         parsed.kinds.append("unknown")
         return parsed
