@@ -3,7 +3,7 @@ import logging
 
 from flask import Flask
 
-from config import ConfigError, load_config
+from config import ConfigError, instance_secret_key, load_config
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -16,6 +16,11 @@ def create_app(config: dict | None = None) -> Flask:
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(config)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if not app.config["SECRET_KEY"]:
+        try:
+            app.config["SECRET_KEY"] = instance_secret_key(app.config["SECRET_KEY_FILE"])
+        except ConfigError as error:
+            raise SystemExit(f"Error de configuración: {error}") from None
 
     from extensions import csrf, db, limiter, login_manager, migrate
     from services.adapters import engine_options, install_database_hooks

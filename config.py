@@ -3,8 +3,11 @@
 `load_config()` returns a plain dict for `app.config`. A bad value raises
 `ConfigError` with one line naming the variable.
 """
+import logging
 import os
+import secrets
 import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import quote_plus
 
@@ -12,7 +15,9 @@ from dotenv import dotenv_values
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
-DEV_SECRET_KEY = "dev-insecure-secret-key"
+# Keys once printed in this project's documentation: anyone can sign a session with them.
+PUBLISHED_SECRET_KEYS = ("dev-insecure-secret-key",)
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -120,9 +125,13 @@ def load_config(environ=None) -> dict:
     meta_token = _text(env, "META_TOKEN")
     production = _choice(env, "APP_ENV", ("development", "production"),
                          "production" if running_under_gunicorn() else "development") == "production"
-    secret_key = _text(env, "SECRET_KEY", DEV_SECRET_KEY)
-    if production and secret_key == DEV_SECRET_KEY:
-        raise ConfigError("SECRET_KEY debe definirse con un valor propio en producción")
+    secret_key = _text(env, "SECRET_KEY")
+    if secret_key in PUBLISHED_SECRET_KEYS:
+        raise ConfigError("SECRET_KEY tiene un valor de ejemplo publicado; genere uno propio con "
+                          "python3 -c 'import secrets; print(secrets.token_hex(32))'")
+    if production and not secret_key:
+        raise ConfigError("SECRET_KEY debe definirse en producción; genere una con "
+                          "python3 -c 'import secrets; print(secrets.token_hex(32))'")
     redis_url = _url(env, "REDIS_URL", schemes=("redis", "rediss", "unix"))
     jobs_backend = _choice(env, "JOBS_BACKEND", ("thread", "rq"), "thread")
     if jobs_backend == "rq" and not redis_url:
@@ -133,6 +142,7 @@ def load_config(environ=None) -> dict:
     return {
         "APP_ENV": "production" if production else "development",
         "SECRET_KEY": secret_key,
+        "SECRET_KEY_FILE": str(INSTANCE_DIR / "secret_key"),
         "SQLALCHEMY_DATABASE_URI": _database_url(env),
         "META_TOKEN": meta_token,
         "PHONE_NUMBER_ID": _text(env, "PHONE_NUMBER_ID"),
@@ -175,6 +185,43 @@ def load_config(environ=None) -> dict:
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SECURE": production,
     }
+
+
+def _create_secret_key(target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, draft = tempfile.mkstemp(dir=target.parent, prefix=".secret_key-")
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_hex(32) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.link(draft, target)
+        log.warning("SECRET_KEY is not set: generated a random one in %s (kept for the next starts; "
+                    "set SECRET_KEY to share one between hosts)", target)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(draft)
+
+
+def instance_secret_key(path: str) -> str:
+    """The key kept in `path`, created (random, mode 0600) on the first start without SECRET_KEY.
+
+    Several workers starting at once agree: the key is written to a private temporary file that is then
+    hard-linked to `path`, which only the first succeeds in, and everyone reads what `path` holds.
+    """
+    target = Path(path)
+    try:
+        if not target.exists():
+            _create_secret_key(target)
+        key = target.read_text().strip()
+    except OSError as error:
+        raise ConfigError(f"SECRET_KEY no está definida y no se pudo guardar ni leer una generada en {target} "
+                          f"({error.strerror}); defina SECRET_KEY o permita escribir en esa carpeta") from None
+    if len(key) < 32:
+        raise ConfigError(f"SECRET_KEY no está definida y {target} no tiene una clave válida; "
+                          "borre ese archivo para generar otra o defina SECRET_KEY")
+    return key
 
 
 def test_config(**overrides) -> dict:

@@ -1,7 +1,10 @@
 import hashlib
 
+from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import select
 
+from config import load_config
 from extensions import db
 from models import Role, User
 from tests.conftest import csrf_token, login
@@ -101,3 +104,29 @@ def test_seed_uses_admin_password_setting(make_app):
     app = make_app(ADMIN_PASSWORD="clave-del-entorno")
     assert "contraseña" not in app.test_cli_runner().invoke(args=["seed"]).output
     assert login(app.test_client(), "admin", "clave-del-entorno").status_code == 302
+
+
+def _signed_with(secret_key: str, session: dict) -> str:
+    """A session cookie as anyone who knows `secret_key` can make it."""
+    signer = Flask("forger")
+    signer.secret_key = secret_key
+    return SecureCookieSessionInterface().get_signing_serializer(signer).dumps(session)
+
+
+def test_a_cookie_signed_with_the_old_published_key_opens_nothing(make_app, make_user, tmp_path):
+    unset = load_config({"APP_ENV": "development"})["SECRET_KEY"]
+    app = make_app(SECRET_KEY=unset, SECRET_KEY_FILE=str(tmp_path / "secret_key"))
+    username, password = make_user("jefa", "clave-de-admin-1", admin=True)
+    client = app.test_client()
+    assert login(client, username, password).status_code == 302
+    with client.session_transaction() as session:
+        signed_in = dict(session)
+    for forged_session in (signed_in, {**signed_in, "_user_id": signed_in["_user_id"].split(":")[0]}):
+        forger = app.test_client()
+        forger.set_cookie("session", _signed_with("dev-insecure-secret-key", forged_session))
+        for path in ("/", "/roles", "/configuracion/reglas"):
+            response = forger.get(path)
+            assert response.status_code == 302 and "/login" in response.headers["Location"], path
+    genuine = app.test_client()
+    genuine.set_cookie("session", _signed_with(app.secret_key, signed_in))
+    assert genuine.get("/roles").status_code == 200
