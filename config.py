@@ -17,6 +17,7 @@ BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
 # Keys once printed in this project's documentation: anyone can sign a session with them.
 PUBLISHED_SECRET_KEYS = ("dev-insecure-secret-key",)
+TWILIO_MEDIA_HOST = "api.twilio.com"
 log = logging.getLogger(__name__)
 
 
@@ -139,6 +140,15 @@ def load_config(environ=None) -> dict:
     transport = _choice(env, "WHATSAPP_TRANSPORT", ("sandbox", "cloud"), "cloud" if meta_token else "sandbox")
     if transport == "cloud" and not meta_token:
         raise ConfigError("WHATSAPP_TRANSPORT=cloud necesita META_TOKEN")
+    meta_app_secret = _text(env, "META_APP_SECRET")
+    if production and meta_token and not meta_app_secret:
+        raise ConfigError("META_APP_SECRET debe definirse en producción cuando META_TOKEN está definido: sin él "
+                          "POST /webhook aceptaría actualizaciones sin firma (cópielo del panel de la app en Meta)")
+    twilio_auth_token = _text(env, "TWILIO_AUTH_TOKEN")
+    twilio_media_hosts = _origins(env, "TWILIO_MEDIA_HOSTS", TWILIO_MEDIA_HOST)
+    if production and not twilio_auth_token and twilio_media_hosts != (f"https://{TWILIO_MEDIA_HOST}",):
+        raise ConfigError("TWILIO_AUTH_TOKEN debe definirse en producción cuando se configura Twilio "
+                          "(TWILIO_MEDIA_HOSTS): sin él no se pueden comprobar las firmas de Twilio")
     return {
         "APP_ENV": "production" if production else "development",
         "SECRET_KEY": secret_key,
@@ -147,7 +157,7 @@ def load_config(environ=None) -> dict:
         "META_TOKEN": meta_token,
         "PHONE_NUMBER_ID": _text(env, "PHONE_NUMBER_ID"),
         "VERIFY_TOKEN": _text(env, "VERIFY_TOKEN"),
-        "META_APP_SECRET": _text(env, "META_APP_SECRET"),
+        "META_APP_SECRET": meta_app_secret,
         "WHATSAPP_TRANSPORT": transport,
         "GRAPH_API_URL": _url(env, "GRAPH_API_URL", "https://graph.facebook.com"),
         "GRAPH_API_VERSION": _text(env, "GRAPH_API_VERSION", "v25.0"),
@@ -170,8 +180,8 @@ def load_config(environ=None) -> dict:
         "GEMINI_API_URL": _url(env, "GEMINI_API_URL"),
         "GEMINI_TIMEOUT_SEC": _float(env, "GEMINI_TIMEOUT_SEC", 8.0, minimum=0.1),
         "SENTIMENT_PROVIDER": _choice(env, "SENTIMENT_PROVIDER", ("auto", "local", "gemini", "off"), "auto"),
-        "TWILIO_AUTH_TOKEN": _text(env, "TWILIO_AUTH_TOKEN"),
-        "TWILIO_MEDIA_HOSTS": _origins(env, "TWILIO_MEDIA_HOSTS", "api.twilio.com"),
+        "TWILIO_AUTH_TOKEN": twilio_auth_token,
+        "TWILIO_MEDIA_HOSTS": twilio_media_hosts,
         "FORWARD_WEBHOOK_URL": _url(env, "FORWARD_WEBHOOK_URL"),
         "ADMIN_PASSWORD": _text(env, "ADMIN_PASSWORD"),
         "PORT": _int(env, "PORT", 5000, minimum=1),

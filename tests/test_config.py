@@ -73,3 +73,23 @@ def test_workers_starting_together_agree_on_the_generated_key(tmp_path):
     with ThreadPoolExecutor(8) as pool:
         keys = set(pool.map(lambda _: instance_secret_key(str(key_file)), range(16)))
     assert keys == {key_file.read_text().strip()}
+
+
+PRODUCTION = {"APP_ENV": "production", "SECRET_KEY": "s" * 64}
+
+
+def test_production_refuses_meta_without_app_secret():
+    with pytest.raises(ConfigError) as error:
+        load_config({**PRODUCTION, "META_TOKEN": "t"})
+    assert "META_APP_SECRET" in str(error.value) and "\n" not in str(error.value)
+    assert load_config({**PRODUCTION, "META_TOKEN": "t", "META_APP_SECRET": "a"})["META_APP_SECRET"] == "a"
+    assert load_config({"APP_ENV": "development", "META_TOKEN": "t"})["META_APP_SECRET"] is None
+
+
+def test_production_refuses_twilio_settings_without_auth_token():
+    with pytest.raises(ConfigError) as error:
+        load_config({**PRODUCTION, "TWILIO_MEDIA_HOSTS": "media.example.com"})
+    assert "TWILIO_AUTH_TOKEN" in str(error.value) and "\n" not in str(error.value)
+    assert load_config({**PRODUCTION, "TWILIO_MEDIA_HOSTS": "media.example.com", "TWILIO_AUTH_TOKEN": "x"})
+    assert load_config({**PRODUCTION, "TWILIO_MEDIA_HOSTS": "api.twilio.com"})["TWILIO_AUTH_TOKEN"] is None
+    assert load_config({"APP_ENV": "development", "TWILIO_MEDIA_HOSTS": "media.example.com"})
