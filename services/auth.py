@@ -61,6 +61,29 @@ def authenticate(username: str, password: str) -> User | None:
     return user
 
 
+def user_for_session(session_id: str) -> User | None:
+    """The active user a session (or remember-me cookie) was issued to, if it has not been ended since."""
+    user_id, _, version = session_id.partition(":")
+    if not (user_id.isdigit() and version.isdigit()):
+        return None
+    user = db.session.get(User, int(user_id))
+    return user if user and user.active and user.session_version == int(version) else None
+
+
+def end_sessions(user: User) -> None:
+    """Void every session and remember-me cookie issued to `user` so far, in the caller's transaction."""
+    user.session_version = User.session_version + 1
+
+
+def sign_out(user_id: int) -> None:
+    """Log a user out: this browser's cookie and any copy of it, and the user's other sessions, stop working."""
+    user = db.session.get(User, user_id)
+    if user is not None:
+        end_sessions(user)
+        db.session.commit()
+        log.info("%s signed out", user.username)
+
+
 def roles_named(names) -> list[Role]:
     """Roles by name, creating the missing ones."""
     roles = []

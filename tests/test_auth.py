@@ -64,7 +64,7 @@ def test_legacy_sha256_hash_is_accepted_once_and_rehashed(app, client):
     with app.app_context():
         stored = db.session.scalar(select(User).filter_by(username="viejo")).password_hash
     assert stored.startswith(("scrypt:", "pbkdf2:"))
-    client.get("/logout")
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
     assert login(client, "viejo", "clave-antigua").status_code == 302
 
 
@@ -130,3 +130,67 @@ def test_a_cookie_signed_with_the_old_published_key_opens_nothing(make_app, make
     genuine = app.test_client()
     genuine.set_cookie("session", _signed_with(app.secret_key, signed_in))
     assert genuine.get("/roles").status_code == 200
+
+
+def _with_cookie(app, cookie: str):
+    client = app.test_client()
+    client.set_cookie("session", cookie)
+    return client
+
+
+def _user_page(app, username: str) -> str:
+    with app.app_context():
+        return f"/roles/usuarios/{db.session.scalar(select(User.id).filter_by(username=username))}"
+
+
+def test_a_cookie_saved_before_logout_no_longer_opens_the_panel(app, client, make_user):
+    make_user("ana", "una-clave-larga")
+    assert login(client, "ana", "una-clave-larga").status_code == 302
+    saved = client.get_cookie("session").value
+    assert _with_cookie(app, saved).get("/").status_code == 200
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/")})
+    response = _with_cookie(app, saved).get("/")
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_logout_is_post_only(client, make_user):
+    make_user("ana", "una-clave-larga")
+    assert login(client, "ana", "una-clave-larga").status_code == 302
+    assert client.get("/logout").status_code == 405
+    assert client.get("/").status_code == 200
+    assert client.post("/logout").status_code == 400  # no CSRF token: a cross-site form cannot sign anyone out
+    assert client.get("/").status_code == 200
+
+
+def test_a_password_change_ends_the_users_sessions_but_not_a_new_login(app, admin_client, make_user):
+    make_user("agente", "clave-vieja-1")
+    agent = app.test_client()
+    assert login(agent, "agente", "clave-vieja-1").status_code == 302
+    saved = agent.get_cookie("session").value
+    page = _user_page(app, "agente")
+    assert admin_client.post(page + "/contrasena", data={"password": "clave-nueva-1", "confirm": "clave-nueva-1",
+                                                        "csrf_token": csrf_token(admin_client, page)}).status_code == 302
+    assert agent.get("/").status_code == 302 and _with_cookie(app, saved).get("/").status_code == 302
+    fresh = app.test_client()
+    assert login(fresh, "agente", "clave-nueva-1").status_code == 302
+    assert fresh.get("/").status_code == 200
+
+
+def test_an_admin_changing_their_own_password_stays_signed_in_here_only(app, admin_client):
+    saved = admin_client.get_cookie("session").value
+    page = _user_page(app, "jefa")
+    assert admin_client.post(page + "/contrasena", data={"password": "clave-nueva-1", "confirm": "clave-nueva-1",
+                                                        "csrf_token": csrf_token(admin_client, page)}).status_code == 302
+    assert admin_client.get(page).status_code == 200
+    assert _with_cookie(app, saved).get(page).status_code == 302
+
+
+def test_a_session_ended_by_deactivation_stays_ended_after_reactivation(app, admin_client, make_user):
+    make_user("agente", "clave-de-agente")
+    agent = app.test_client()
+    assert login(agent, "agente", "clave-de-agente").status_code == 302
+    page = _user_page(app, "agente")
+    for action in ("desactivar", "activar"):
+        assert admin_client.post(f"{page}/{action}",
+                                 data={"csrf_token": csrf_token(admin_client, page)}).status_code == 302
+    assert agent.get("/").status_code == 302
