@@ -2,6 +2,7 @@
 import logging
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from config import ConfigError, instance_secret_key, load_config
 
@@ -15,6 +16,9 @@ def create_app(config: dict | None = None) -> Flask:
             raise SystemExit(f"Error de configuración: {error}") from None
     app = Flask(__name__, instance_relative_config=True)
     app.config.from_mapping(config)
+    if app.config["TRUSTED_PROXIES"]:
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if not app.config["SECRET_KEY"]:
         try:

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import quote_plus
 
 from dotenv import dotenv_values
+from limits import parse_many
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
@@ -97,6 +98,16 @@ def _origins(env, name, default):
     return tuple(origins)
 
 
+def _rate_limit(env, name, default):
+    value = _text(env, name, default)
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(f"{name} debe ser un límite como '10 per minute' o '5/second; 100/hour', no {value!r}") \
+            from None
+    return value
+
+
 def _database_url(env):
     url = _text(env, "DATABASE_URL")
     if url:
@@ -149,6 +160,7 @@ def load_config(environ=None) -> dict:
     if production and not twilio_auth_token and twilio_media_hosts != (f"https://{TWILIO_MEDIA_HOST}",):
         raise ConfigError("TWILIO_AUTH_TOKEN debe definirse en producción cuando se configura Twilio "
                           "(TWILIO_MEDIA_HOSTS): sin él no se pueden comprobar las firmas de Twilio")
+    login_rate_limit = _rate_limit(env, "LOGIN_RATE_LIMIT", "10 per minute")
     return {
         "APP_ENV": "production" if production else "development",
         "SECRET_KEY": secret_key,
@@ -188,7 +200,9 @@ def load_config(environ=None) -> dict:
         "MAX_CONTENT_LENGTH": 3 * 1024 * 1024,
         "MEDIA_MAX_BYTES": _int(env, "MEDIA_MAX_BYTES", 100 * 1024 * 1024, minimum=1),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
-        "LOGIN_RATE_LIMIT": _text(env, "LOGIN_RATE_LIMIT", "10 per minute"),
+        "LOGIN_RATE_LIMIT": login_rate_limit,
+        "LOGIN_USER_RATE_LIMIT": _rate_limit(env, "LOGIN_USER_RATE_LIMIT", login_rate_limit),
+        "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,

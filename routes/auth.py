@@ -27,9 +27,15 @@ def _safe_next(target: str | None) -> str:
     return url_for("chat.index")
 
 
+def _submitted_username() -> str:
+    return "login-user:" + request.form.get("username", "").strip().lower()[:80]
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"],
                error_message="Demasiados intentos de inicio de sesión; espere un minuto.")
+@limiter.limit(lambda: current_app.config["LOGIN_USER_RATE_LIMIT"], key_func=_submitted_username, methods=["POST"],
+               error_message="Demasiados intentos para este usuario; espere un minuto antes de volver a intentarlo.")
 def login():
     form = LoginForm()
     if form.validate_on_submit():

@@ -1,4 +1,5 @@
 """Users, passwords and roles."""
+import functools
 import hashlib
 import hmac
 import logging
@@ -47,10 +48,19 @@ def wrap_legacy_hash(stored: str) -> str:
     return WRAPPED_PREFIX + generate_password_hash(stored)
 
 
+@functools.cache
+def _stand_in_hash() -> str:
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
 def authenticate(username: str, password: str) -> User | None:
-    """The active user with these credentials, re-hashing a legacy hash on the way; else None."""
+    """The active user with these credentials, re-hashing a legacy hash on the way; else None.
+
+    An unknown or disabled user costs the same hash check as a wrong password, so the answer's timing does not
+    tell which usernames exist."""
     user = db.session.scalar(select(User).filter_by(username=username.strip()))
-    if user is None or not user.active or not password_matches(user.password_hash, password):
+    matches = password_matches(user.password_hash if user else _stand_in_hash(), password)
+    if user is None or not user.active or not matches:
         log.info("login refused for %r", username[:80])
         return None
     if needs_rehash(user.password_hash):

@@ -3,6 +3,7 @@ import hashlib
 from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import select
+from werkzeug.security import check_password_hash
 
 from config import load_config
 from extensions import db
@@ -194,3 +195,51 @@ def test_a_session_ended_by_deactivation_stays_ended_after_reactivation(app, adm
         assert admin_client.post(f"{page}/{action}",
                                  data={"csrf_token": csrf_token(admin_client, page)}).status_code == 302
     assert agent.get("/").status_code == 302
+
+
+def test_unknown_and_disabled_users_cost_the_same_password_check(app, client, make_user, monkeypatch):
+    import services.auth
+    checks = []
+
+    def counted_check(stored, password):
+        checks.append(stored)
+        return check_password_hash(stored, password)
+    monkeypatch.setattr(services.auth, "check_password_hash", counted_check)
+    make_user("ana", "una-clave-larga")
+    make_user("eva", "otra-clave-larga")
+    with app.app_context():
+        db.session.scalar(select(User).filter_by(username="eva")).active = False
+        db.session.commit()
+    for username, password in (("ana", "mala"), ("nadie", "una-clave-larga"), ("eva", "otra-clave-larga")):
+        checks.clear()
+        assert login(client, username, password).status_code == 401
+        assert len(checks) == 1 and checks[0].startswith(("scrypt:", "pbkdf2:")), username
+
+
+def _attempt(client, username: str, remote_addr: str = "127.0.0.1", forwarded_for: str | None = None) -> int:
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    return client.post("/login", data={"username": username, "password": "mala", "csrf_token": csrf_token(client)},
+                       headers=headers, environ_base={"REMOTE_ADDR": remote_addr}).status_code
+
+
+def test_x_forwarded_for_is_ignored_without_trusted_proxies(make_app):
+    client = make_app(LOGIN_RATE_LIMIT="2 per minute").test_client()
+    codes = [_attempt(client, f"usuario{n}", forwarded_for=f"203.0.113.{n}") for n in range(3)]
+    assert codes == [401, 401, 429]
+
+
+def test_x_forwarded_for_names_the_client_behind_trusted_proxies(make_app):
+    client = make_app(LOGIN_RATE_LIMIT="2 per minute", TRUSTED_PROXIES=1).test_client()
+    assert [_attempt(client, f"usuario{n}", forwarded_for=f"203.0.113.{n}") for n in range(3)] == [401] * 3
+    codes = [_attempt(client, f"otro{n}", forwarded_for="198.51.100.7") for n in range(3)]
+    assert codes == [401, 401, 429]
+
+
+def test_attempts_on_one_username_from_many_addresses_are_limited(make_app, make_user):
+    app = make_app()
+    client = app.test_client()
+    make_user("ana", "una-clave-larga")
+    codes = [_attempt(client, "ana" if n % 2 else " ANA ", remote_addr=f"10.0.0.{n}") for n in range(11)]
+    assert codes == [401] * 10 + [429]
+    assert login(client, "ana", "una-clave-larga").status_code == 429
+    assert _attempt(client, "eva", remote_addr="10.0.1.1") == 401

@@ -93,3 +93,15 @@ def test_production_refuses_twilio_settings_without_auth_token():
     assert load_config({**PRODUCTION, "TWILIO_MEDIA_HOSTS": "media.example.com", "TWILIO_AUTH_TOKEN": "x"})
     assert load_config({**PRODUCTION, "TWILIO_MEDIA_HOSTS": "api.twilio.com"})["TWILIO_AUTH_TOKEN"] is None
     assert load_config({"APP_ENV": "development", "TWILIO_MEDIA_HOSTS": "media.example.com"})
+
+
+def test_proxy_hops_and_login_limits_are_validated():
+    assert load_config({})["TRUSTED_PROXIES"] == 0 and load_config({"TRUSTED_PROXIES": "2"})["TRUSTED_PROXIES"] == 2
+    config = load_config({"LOGIN_RATE_LIMIT": "5 per minute"})
+    assert config["LOGIN_USER_RATE_LIMIT"] == "5 per minute"
+    for env, name in (({"TRUSTED_PROXIES": "-1"}, "TRUSTED_PROXIES"), ({"TRUSTED_PROXIES": "uno"}, "TRUSTED_PROXIES"),
+                      ({"LOGIN_RATE_LIMIT": "muchos"}, "LOGIN_RATE_LIMIT"),
+                      ({"LOGIN_USER_RATE_LIMIT": "10 per fortnight"}, "LOGIN_USER_RATE_LIMIT")):
+        with pytest.raises(ConfigError) as error:
+            load_config(env)
+        assert name in str(error.value) and "\n" not in str(error.value)
