@@ -2,8 +2,9 @@
 import logging
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from config import ConfigError, load_config
+from config import ConfigError, instance_secret_key, load_config
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -17,7 +18,15 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_mapping(config)
     from routes.json_io import StrictJSONProvider
     app.json = StrictJSONProvider(app)
+    if app.config["TRUSTED_PROXIES"]:
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if not app.config["SECRET_KEY"]:
+        try:
+            app.config["SECRET_KEY"] = instance_secret_key(app.config["SECRET_KEY_FILE"])
+        except ConfigError as error:
+            raise SystemExit(f"Error de configuración: {error}") from None
 
     from extensions import csrf, db, limiter, login_manager, migrate
     from services.adapters import engine_options, install_database_hooks

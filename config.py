@@ -3,16 +3,23 @@
 `load_config()` returns a plain dict for `app.config`. A bad value raises
 `ConfigError` with one line naming the variable.
 """
+import logging
 import os
+import secrets
 import sys
+import tempfile
 from pathlib import Path
 from urllib.parse import quote_plus
 
 from dotenv import dotenv_values
+from limits import parse_many
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = BASE_DIR / "instance"
-DEV_SECRET_KEY = "dev-insecure-secret-key"
+# Keys once printed in this project's documentation: anyone can sign a session with them.
+PUBLISHED_SECRET_KEYS = ("dev-insecure-secret-key",)
+TWILIO_MEDIA_HOST = "api.twilio.com"
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -91,6 +98,16 @@ def _origins(env, name, default):
     return tuple(origins)
 
 
+def _rate_limit(env, name, default):
+    value = _text(env, name, default)
+    try:
+        parse_many(value)
+    except ValueError:
+        raise ConfigError(f"{name} debe ser un límite como '10 per minute' o '5/second; 100/hour', no {value!r}") \
+            from None
+    return value
+
+
 def _database_url(env):
     url = _text(env, "DATABASE_URL")
     if url:
@@ -120,9 +137,13 @@ def load_config(environ=None) -> dict:
     meta_token = _text(env, "META_TOKEN")
     production = _choice(env, "APP_ENV", ("development", "production"),
                          "production" if running_under_gunicorn() else "development") == "production"
-    secret_key = _text(env, "SECRET_KEY", DEV_SECRET_KEY)
-    if production and secret_key == DEV_SECRET_KEY:
-        raise ConfigError("SECRET_KEY debe definirse con un valor propio en producción")
+    secret_key = _text(env, "SECRET_KEY")
+    if secret_key in PUBLISHED_SECRET_KEYS:
+        raise ConfigError("SECRET_KEY tiene un valor de ejemplo publicado; genere uno propio con "
+                          "python3 -c 'import secrets; print(secrets.token_hex(32))'")
+    if production and not secret_key:
+        raise ConfigError("SECRET_KEY debe definirse en producción; genere una con "
+                          "python3 -c 'import secrets; print(secrets.token_hex(32))'")
     redis_url = _url(env, "REDIS_URL", schemes=("redis", "rediss", "unix"))
     jobs_backend = _choice(env, "JOBS_BACKEND", ("thread", "rq"), "thread")
     if jobs_backend == "rq" and not redis_url:
@@ -130,14 +151,25 @@ def load_config(environ=None) -> dict:
     transport = _choice(env, "WHATSAPP_TRANSPORT", ("sandbox", "cloud"), "cloud" if meta_token else "sandbox")
     if transport == "cloud" and not meta_token:
         raise ConfigError("WHATSAPP_TRANSPORT=cloud necesita META_TOKEN")
+    meta_app_secret = _text(env, "META_APP_SECRET")
+    if production and meta_token and not meta_app_secret:
+        raise ConfigError("META_APP_SECRET debe definirse en producción cuando META_TOKEN está definido: sin él "
+                          "POST /webhook aceptaría actualizaciones sin firma (cópielo del panel de la app en Meta)")
+    twilio_auth_token = _text(env, "TWILIO_AUTH_TOKEN")
+    twilio_media_hosts = _origins(env, "TWILIO_MEDIA_HOSTS", TWILIO_MEDIA_HOST)
+    if production and not twilio_auth_token and twilio_media_hosts != (f"https://{TWILIO_MEDIA_HOST}",):
+        raise ConfigError("TWILIO_AUTH_TOKEN debe definirse en producción cuando se configura Twilio "
+                          "(TWILIO_MEDIA_HOSTS): sin él no se pueden comprobar las firmas de Twilio")
+    login_rate_limit = _rate_limit(env, "LOGIN_RATE_LIMIT", "10 per minute")
     return {
         "APP_ENV": "production" if production else "development",
         "SECRET_KEY": secret_key,
+        "SECRET_KEY_FILE": str(INSTANCE_DIR / "secret_key"),
         "SQLALCHEMY_DATABASE_URI": _database_url(env),
         "META_TOKEN": meta_token,
         "PHONE_NUMBER_ID": _text(env, "PHONE_NUMBER_ID"),
         "VERIFY_TOKEN": _text(env, "VERIFY_TOKEN"),
-        "META_APP_SECRET": _text(env, "META_APP_SECRET"),
+        "META_APP_SECRET": meta_app_secret,
         "WHATSAPP_TRANSPORT": transport,
         "GRAPH_API_URL": _url(env, "GRAPH_API_URL", "https://graph.facebook.com"),
         "GRAPH_API_VERSION": _text(env, "GRAPH_API_VERSION", "v25.0"),
@@ -160,21 +192,60 @@ def load_config(environ=None) -> dict:
         "GEMINI_API_URL": _url(env, "GEMINI_API_URL"),
         "GEMINI_TIMEOUT_SEC": _float(env, "GEMINI_TIMEOUT_SEC", 8.0, minimum=0.1),
         "SENTIMENT_PROVIDER": _choice(env, "SENTIMENT_PROVIDER", ("auto", "local", "gemini", "off"), "auto"),
-        "TWILIO_AUTH_TOKEN": _text(env, "TWILIO_AUTH_TOKEN"),
-        "TWILIO_MEDIA_HOSTS": _origins(env, "TWILIO_MEDIA_HOSTS", "api.twilio.com"),
+        "TWILIO_AUTH_TOKEN": twilio_auth_token,
+        "TWILIO_MEDIA_HOSTS": twilio_media_hosts,
         "FORWARD_WEBHOOK_URL": _url(env, "FORWARD_WEBHOOK_URL"),
         "ADMIN_PASSWORD": _text(env, "ADMIN_PASSWORD"),
         "PORT": _int(env, "PORT", 5000, minimum=1),
         "MAX_CONTENT_LENGTH": 3 * 1024 * 1024,
         "MEDIA_MAX_BYTES": _int(env, "MEDIA_MAX_BYTES", 100 * 1024 * 1024, minimum=1),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
-        "LOGIN_RATE_LIMIT": _text(env, "LOGIN_RATE_LIMIT", "10 per minute"),
+        "LOGIN_RATE_LIMIT": login_rate_limit,
+        "LOGIN_USER_RATE_LIMIT": _rate_limit(env, "LOGIN_USER_RATE_LIMIT", login_rate_limit),
+        "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,
         "REMEMBER_COOKIE_HTTPONLY": True,
         "REMEMBER_COOKIE_SECURE": production,
     }
+
+
+def _create_secret_key(target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, draft = tempfile.mkstemp(dir=target.parent, prefix=".secret_key-")
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_hex(32) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.link(draft, target)
+        log.warning("SECRET_KEY is not set: generated a random one in %s (kept for the next starts; "
+                    "set SECRET_KEY to share one between hosts)", target)
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(draft)
+
+
+def instance_secret_key(path: str) -> str:
+    """The key kept in `path`, created (random, mode 0600) on the first start without SECRET_KEY.
+
+    Several workers starting at once agree: the key is written to a private temporary file that is then
+    hard-linked to `path`, which only the first succeeds in, and everyone reads what `path` holds.
+    """
+    target = Path(path)
+    try:
+        if not target.exists():
+            _create_secret_key(target)
+        key = target.read_text().strip()
+    except OSError as error:
+        raise ConfigError(f"SECRET_KEY no está definida y no se pudo guardar ni leer una generada en {target} "
+                          f"({error.strerror}); defina SECRET_KEY o permita escribir en esa carpeta") from None
+    if len(key) < 32:
+        raise ConfigError(f"SECRET_KEY no está definida y {target} no tiene una clave válida; "
+                          "borre ese archivo para generar otra o defina SECRET_KEY")
+    return key
 
 
 def test_config(**overrides) -> dict:

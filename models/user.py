@@ -43,6 +43,10 @@ class User(UserMixin, db.Model):
     def is_active(self):
         return self.active
 
+    def get_id(self) -> str:
+        # What Flask-Login keeps in the session and the remember-me cookie: bumping the version voids both.
+        return f"{self.id}:{self.session_version}"
+
     def __repr__(self):
         return f"<User {self.username}>"
 

@@ -1,6 +1,6 @@
 """Administration of roles (and their keywords) and of users (their roles, admin flag, password, access)."""
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
-from flask_login import current_user
+from flask_login import current_user, login_user
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, SelectMultipleField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
@@ -175,9 +175,11 @@ def change_password(user_id: int):
     form = PasswordForm()
     if form.validate_on_submit():
         try:
-            reset_password(user_id, form.password.data)
+            changed = reset_password(user_id, form.password.data)
         except UserError as error:
             return _render_user(user, password=form, error=str(error))
+        if changed.id == current_user.id:
+            login_user(changed)  # the change ended every session of this user; this browser stays signed in
         flash(f"Contraseña de «{user.username}» cambiada.")
         return redirect(url_for(".user_page", user_id=user_id))
     return _render_user(user, password=form)

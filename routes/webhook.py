@@ -80,6 +80,9 @@ def receive_twilio():
         body = None
     fields = twilio_payload.read_form(body) if body is not None else {}
     token = current_app.config["TWILIO_AUTH_TOKEN"]
+    if not token and current_app.config["APP_ENV"] == "production":
+        metrics.observe_webhook("twilio", "unknown", "unsigned")
+        return jsonify(error="webhook de Twilio desactivado: defina TWILIO_AUTH_TOKEN para comprobar sus firmas"), 403
     if token and not twilio_payload.valid_signature(token, [request.url, iri_to_uri(request.url)], fields,
                                                     request.headers.get("X-Twilio-Signature")):
         log.warning("twilio webhook refused: bad signature from %s", request.remote_addr)

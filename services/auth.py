@@ -1,4 +1,5 @@
 """Users, passwords and roles."""
+import functools
 import hashlib
 import hmac
 import logging
@@ -47,10 +48,19 @@ def wrap_legacy_hash(stored: str) -> str:
     return WRAPPED_PREFIX + generate_password_hash(stored)
 
 
+@functools.cache
+def _stand_in_hash() -> str:
+    return generate_password_hash(secrets.token_urlsafe(16))
+
+
 def authenticate(username: str, password: str) -> User | None:
-    """The active user with these credentials, re-hashing a legacy hash on the way; else None."""
+    """The active user with these credentials, re-hashing a legacy hash on the way; else None.
+
+    An unknown or disabled user costs the same hash check as a wrong password, so the answer's timing does not
+    tell which usernames exist."""
     user = db.session.scalar(select(User).filter_by(username=username.strip()))
-    if user is None or not user.active or not password_matches(user.password_hash, password):
+    matches = password_matches(user.password_hash if user else _stand_in_hash(), password)
+    if user is None or not user.active or not matches:
         log.info("login refused for %r", username[:80])
         return None
     if needs_rehash(user.password_hash):
@@ -59,6 +69,29 @@ def authenticate(username: str, password: str) -> User | None:
     user.last_login_at = utcnow()
     db.session.commit()
     return user
+
+
+def user_for_session(session_id: str) -> User | None:
+    """The active user a session (or remember-me cookie) was issued to, if it has not been ended since."""
+    user_id, _, version = session_id.partition(":")
+    if not (user_id.isdigit() and version.isdigit()):
+        return None
+    user = db.session.get(User, int(user_id))
+    return user if user and user.active and user.session_version == int(version) else None
+
+
+def end_sessions(user: User) -> None:
+    """Void every session and remember-me cookie issued to `user` so far, in the caller's transaction."""
+    user.session_version = User.session_version + 1
+
+
+def sign_out(user_id: int) -> None:
+    """Log a user out: this browser's cookie and any copy of it, and the user's other sessions, stop working."""
+    user = db.session.get(User, user_id)
+    if user is not None:
+        end_sessions(user)
+        db.session.commit()
+        log.info("%s signed out", user.username)
 
 
 def roles_named(names) -> list[Role]:

@@ -7,7 +7,7 @@ from sqlalchemy.exc import IntegrityError
 
 from extensions import db
 from models import Role, Rule, User, chat_roles, user_roles
-from services.auth import UserError, create_user, hash_password
+from services.auth import UserError, create_user, end_sessions, hash_password
 from services.text import fold_accents, normalize
 
 log = logging.getLogger(__name__)
@@ -262,6 +262,7 @@ def set_user_active(user_id: int, active: bool, actor_id: int | None) -> User:
         except UserError:
             db.session.rollback()
             raise
+        end_sessions(user)
     user.active = active
     db.session.commit()
     log.info("user %s %s", user.username, "enabled" if active else "disabled")
@@ -269,10 +270,11 @@ def set_user_active(user_id: int, active: bool, actor_id: int | None) -> User:
 
 
 def reset_password(user_id: int, password: str) -> User:
-    """Give a user a new password (at least 8 characters)."""
+    """Give a user a new password (at least 8 characters); the sessions they had open end."""
     user = _user_for_change(user_id)
     _check_password(password)
     user.password_hash = hash_password(password)
+    end_sessions(user)
     db.session.commit()
     log.info("password of %s reset", user.username)
     return user
