@@ -47,6 +47,9 @@ def verify():
 def receive():
     raw = request.get_data(cache=False)
     secret = current_app.config["META_APP_SECRET"]
+    if not secret and current_app.config["APP_ENV"] == "production":
+        metrics.observe_webhook("meta", "unknown", "unsigned")
+        return jsonify(error="webhook de Meta desactivado: defina META_APP_SECRET para comprobar sus firmas"), 403
     if secret and not valid_meta_signature(secret, raw, request.headers.get("X-Hub-Signature-256")):
         log.warning("webhook refused: bad signature from %s", request.remote_addr)
         metrics.observe_webhook("meta", "unknown", "invalid_signature")
