@@ -6,7 +6,7 @@ from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import bindparam, insert, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from extensions import db
 from models import Chat, ChatLease, Message, MessageStatusEvent
@@ -144,7 +144,8 @@ def _record_status_fast(status: StatusUpdate) -> int:
 
 
 def store_careful(parsed: ParsedUpdate) -> ReceiveResult:
-    """As `store_fast`, one savepoint per row: what is already stored is counted as a duplicate and skipped."""
+    """As `store_fast`, one savepoint per row: what is already stored is counted as a duplicate and skipped, and a
+    row the database refuses is set aside (`rejected`) while the others are stored."""
     result = ReceiveResult()
     for incoming in parsed.messages:
         owner = db.session.scalar(select(CHATS.c.numero).join(MESSAGES, MESSAGES.c.chat_id == CHATS.c.id)
@@ -155,13 +156,27 @@ def store_careful(parsed: ParsedUpdate) -> ReceiveResult:
                 result.rejected.append({"where": f"wamid {incoming.wamid[:80]}", "reason": (
                     f"el wamid ya está guardado en el chat de otro número ({owner}); {incoming.numero} no lo repite")})
             continue
-        message = _store_message(incoming)
+        try:
+            message = _store_message(incoming)
+        except OperationalError:
+            raise
+        except DBAPIError as error:  # a value the database refuses: this message is set aside, not its neighbours
+            result.rejected.append({"where": f"wamid {incoming.wamid[:80]}",
+                                    "reason": f"la base de datos no lo guardó: {error.orig}"[:300]})
+            continue
         if message is None:
             result.duplicates += 1
             continue
         _stored(result, incoming, message.id, message.chat_id)
     for status in parsed.statuses:
-        result.statuses += record_status(status)
+        try:
+            with db.session.begin_nested():
+                result.statuses += record_status(status)
+        except OperationalError:
+            raise
+        except DBAPIError as error:
+            result.rejected.append({"where": f"estado {status.wamid[:80]}",
+                                    "reason": f"la base de datos no lo guardó: {error.orig}"[:300]})
     return result
 
 

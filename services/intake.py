@@ -23,7 +23,7 @@ from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from extensions import db
 from models import Lease, WebhookEvent
@@ -189,7 +189,9 @@ def _store_one(event, holder: str, result: DrainResult) -> list[tuple]:
     try:
         try:
             return in_transaction(lambda: _store_events([event], holder, store_fast))
-        except IntegrityError:
+        except DBAPIError as error:  # a duplicate, or a row refused: again row by row (services.inbound)
+            if isinstance(error, OperationalError):
+                raise
             return in_transaction(lambda: _store_events([event], holder, store_careful))
     except OperationalError:
         raise
