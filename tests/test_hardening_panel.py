@@ -1,0 +1,130 @@
+"""Security review (issue 15) of the panel side: simulator ownership, CSV injection, export file names,
+capped rules-import errors, huge ids and JSON field types."""
+import csv
+import io
+import re
+import zipfile
+from urllib.parse import quote
+
+import pytest
+from sqlalchemy import func, select
+
+from extensions import db
+from models import Chat, Message, QuickReply, Role, Rule, SimulatorNumber, User
+from services.demo_flow import seed_demo_flow
+from services.simulator import default_number
+from tests.conftest import csrf_token, login, wait_for_jobs
+from tests.rule_factories import HANDLERS, rule_row, sheet_bytes
+
+OGG = b"OggS\x00\x02" + bytes(range(256)) * 8
+HUGE = 10 ** 25
+
+
+def signed_in(app, make_user, username, roles=(), admin=False):
+    make_user(username, f"clave-de-{username}-1", roles=roles, admin=admin)
+    client = app.test_client()
+    assert login(client, username, f"clave-de-{username}-1").status_code == 302
+    return client, {"X-CSRFToken": csrf_token(client, "/simulador")}
+
+
+def user_id(app, username) -> int:
+    with app.app_context():
+        return db.session.scalar(select(User.id).filter_by(username=username))
+
+
+# --- A. the simulator: each user sees only their own numbers ----------------------------------------
+
+SIM = "999111222333"
+
+
+@pytest.fixture
+def people(app, make_user):
+    with app.app_context():
+        seed_demo_flow()
+    return {name: signed_in(app, make_user, name, roles=roles, admin=admin)
+            for name, roles, admin in (("ana", ["ventas"], False), ("beto", ["ventas"], False),
+                                       ("jefa", [], True))}
+
+
+def sim_send(app, person, numero=SIM, text="hola"):
+    client, headers = person
+    response = client.post("/simulador/enviar", json={"numero": numero, "text": text}, headers=headers)
+    wait_for_jobs(app)
+    return response
+
+
+def sim_read(person, numero=SIM):
+    return person[0].get("/simulador/mensajes", query_string={"numero": numero})
+
+
+def refused(response) -> bool:
+    data = response.get_json() if response.is_json else None
+    text = data["error"] if data else response.get_data(as_text=True)
+    return response.status_code == 403 and "otro usuario" in text
+
+
+def test_another_users_simulated_chat_is_refused_everywhere_and_admins_see_all(app, people):
+    ana, beto, jefa = people["ana"], people["beto"], people["jefa"]
+    assert sim_send(app, ana).status_code == 200
+    audio = ana[0].post("/simulador/enviar", data={"numero": SIM, "audio": (io.BytesIO(OGG), "nota.ogg")},
+                        headers=ana[1], content_type="multipart/form-data")
+    assert audio.status_code == 200, audio.get_json()
+    wait_for_jobs(app)
+    messages = sim_read(ana).get_json()["messages"]
+    out_id = next(m["id"] for m in messages if m["direction"] == "out")
+    media_url = next(m["media"]["url"] for m in messages if m["type"] == "audio")
+
+    assert refused(sim_read(beto))
+    assert refused(sim_send(app, beto, text="me meto"))
+    assert refused(beto[0].post("/simulador/enviar", json={"numero": SIM, "reply": {
+        "kind": "button_reply", "id": "Ventas", "title": "Ventas"}}, headers=beto[1]))
+    assert refused(beto[0].post("/simulador/leido", json={"numero": SIM, "ids": [out_id]}, headers=beto[1]))
+    assert refused(beto[0].get(media_url))
+    with app.app_context():
+        assert db.session.scalar(select(Message).where(Message.text == "me meto")) is None
+        assert db.session.scalar(select(Message.status).where(Message.id == out_id)) != "read"
+
+    assert len(sim_read(jefa).get_json()["messages"]) == len(messages)
+    assert jefa[0].get(media_url).status_code == 200
+    assert sim_send(app, jefa, text="soy la jefa").status_code == 200
+    assert ana[0].get(media_url).status_code == 200
+    assert "soy la jefa" in [m["text"] for m in sim_read(ana).get_json()["messages"]]
+    ana_id = user_id(app, "ana")
+    with app.app_context():
+        assert db.session.get(SimulatorNumber, SIM).user_id == ana_id
+
+
+def test_a_users_default_number_is_theirs_before_they_use_it(app, people):
+    ana_number = default_number(user_id(app, "ana"))
+    assert refused(sim_send(app, people["beto"], numero=ana_number))
+    assert refused(sim_read(people["beto"], numero=ana_number))
+    client, headers = people["ana"]
+    assert client.post("/simulador/enviar", json={"text": "hola"}, headers=headers).status_code == 200
+    wait_for_jobs(app)
+    assert len(client.get("/simulador/mensajes").get_json()["messages"]) == 2
+    assert refused(sim_read(people["beto"], numero=ana_number))
+
+
+def test_a_simulated_chat_without_owner_is_for_admins_only(app, people):
+    assert sim_send(app, people["ana"]).status_code == 200
+    with app.app_context():
+        db.session.delete(db.session.get(SimulatorNumber, SIM))  # a chat simulated before numbers had owners
+        db.session.commit()
+    for name in ("ana", "beto"):
+        response = sim_read(people[name])
+        assert response.status_code == 403 and "administrador" in response.get_json()["error"], name
+        assert sim_send(app, people[name]).status_code == 403
+    assert len(sim_read(people["jefa"]).get_json()["messages"]) == 2
+    # A free number with no conversation reads as empty and is claimed by its first sender.
+    free = sim_read(people["beto"], numero="999444555666")
+    assert free.status_code == 200 and free.get_json()["messages"] == []
+
+
+def test_a_claim_that_loses_the_race_reads_the_winner(app, people):
+    from services.simulator import claim_number
+    ana, beto = user_id(app, "ana"), user_id(app, "beto")
+    with app.app_context():
+        assert claim_number(SIM, ana) == ana
+        assert claim_number(SIM, beto) == ana  # the insert fails on the primary key; the owner is read back
+        assert claim_number(SIM, ana) == ana
+        assert db.session.scalars(select(SimulatorNumber)).all()[0].user_id == ana
