@@ -128,3 +128,31 @@ def test_a_claim_that_loses_the_race_reads_the_winner(app, people):
         assert claim_number(SIM, beto) == ana  # the insert fails on the primary key; the owner is read back
         assert claim_number(SIM, ana) == ana
         assert db.session.scalars(select(SimulatorNumber)).all()[0].user_id == ana
+
+
+# --- B. CSV cells that a spreadsheet would run are neutralised ---------------------------------------
+
+FORMULAS = ["=1+2", "+34 600", "-2+3", "@SUM(A1)", "\t=1", "\r=1", "  =HYPERLINK(\"http://x\")", "\n@x"]
+
+
+@pytest.fixture
+def weird_chat(app):
+    with app.app_context():
+        chat = Chat(numero="5491100001111", alias="=cmd|' /C calc'!A0")
+        db.session.add(chat)
+        db.session.flush()
+        for index, text in enumerate(FORMULAS + ["hola = bien", "a-b"]):
+            db.session.add(Message(chat_id=chat.id, wamid=f"wamid.F{index}", direction="in", sender="customer",
+                                   type="text", text=text, status="received"))
+        db.session.commit()
+        return chat.numero
+
+
+@pytest.mark.parametrize("path", ["/export/conversation/5491100001111.csv", "/export/conversaciones.csv"])
+def test_csv_exports_neutralise_formulas(admin_client, weird_chat, path):
+    response = admin_client.get(path)
+    assert response.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(response.get_data().decode("utf-8-sig"))))
+    assert [r["text"] for r in rows] == ["'" + text for text in FORMULAS] + ["hola = bien", "a-b"]
+    assert {r["alias"] for r in rows} == {"'=cmd|' /C calc'!A0"}
+    assert {r["numero"] for r in rows} == {weird_chat}
