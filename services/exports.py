@@ -27,6 +27,19 @@ def find_chat(numero: str) -> Chat | None:
     return db.session.scalar(select(Chat).filter_by(numero=numero))
 
 
+def file_stem(chat: Chat) -> str:
+    """The part of an export's file name (and ZIP entry) that names the chat, built from ASCII digits only.
+
+    A number of digits is itself; any other (stored before numbers were checked at intake) keeps its
+    digits and gets the chat id, so no quote, slash or line break reaches a header or a ZIP entry and
+    two chats never share a name.
+    """
+    digits = "".join(c for c in chat.numero if c in "0123456789")
+    if digits == chat.numero:
+        return digits
+    return f"{digits}-chat{chat.id}" if digits else f"chat{chat.id}"
+
+
 def _pages(statement) -> Iterator[Message]:
     """Messages of `statement`, by id, fetched a page at a time (keyset on id) and released after each page."""
     last_id = 0
@@ -181,7 +194,7 @@ def range_zip(filters: Filters) -> Iterator[bytes]:
     pipe = _Pipe()
     with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for chat in range_chats(filters):
-            with archive.open(f"conversacion-{chat.numero}.json", "w", force_zip64=True) as entry:
+            with archive.open(f"conversacion-{file_stem(chat)}.json", "w", force_zip64=True) as entry:
                 for chunk in conversation_json(chat, filters):
                     entry.write(chunk.encode("utf-8"))
                     if sum(map(len, pipe.chunks)) >= 64 * 1024:

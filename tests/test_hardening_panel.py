@@ -156,3 +156,55 @@ def test_csv_exports_neutralise_formulas(admin_client, weird_chat, path):
     assert [r["text"] for r in rows] == ["'" + text for text in FORMULAS] + ["hola = bien", "a-b"]
     assert {r["alias"] for r in rows} == {"'=cmd|' /C calc'!A0"}
     assert {r["numero"] for r in rows} == {weird_chat}
+
+
+# --- C. file names and ZIP entries come from digits only -------------------------------------------
+
+WEIRD_NUMBERS = ['1"; filename=evil.exe', "../../../../tmp/zipslip", "12\r\n34", "a/b", "1234"]
+
+
+@pytest.fixture
+def weird_numbers(app):
+    with app.app_context():
+        ids = {}
+        for index, numero in enumerate(WEIRD_NUMBERS):
+            chat = Chat(numero=numero)
+            db.session.add(chat)
+            db.session.flush()
+            db.session.add(Message(chat_id=chat.id, wamid=f"wamid.N{index}", direction="in", sender="customer",
+                                   type="text", text="hola", status="received"))
+            ids[numero] = chat.id
+        db.session.commit()
+        return ids
+
+
+def fetch(client, path):
+    """A streamed export read to its end, so its request context is popped before the next one."""
+    response = client.get(path)
+    response.get_data()
+    response.close()
+    return response
+
+
+def test_export_names_are_built_from_digits_only(admin_client, weird_numbers):
+    for numero in WEIRD_NUMBERS:
+        for suffix in (".csv", ""):
+            response = fetch(admin_client, f"/export/conversation/{quote(numero, safe='')}{suffix}")
+            assert response.status_code in (200, 404), (numero, suffix, response.status_code)
+            disposition = response.headers.get("Content-Disposition", "")
+            assert "\r" not in disposition and "\n" not in disposition and "evil" not in disposition
+            if suffix and response.status_code == 200:
+                assert re.fullmatch(r'attachment; filename="conversacion-[0-9]*(-?chat[0-9]+)?\.csv"', disposition)
+    assert fetch(admin_client, "/export/conversation/1234.csv").headers["Content-Disposition"] == \
+        'attachment; filename="conversacion-1234.csv"'
+    evil = fetch(admin_client, f"/export/conversation/{quote(WEIRD_NUMBERS[0], safe='')}.csv")
+    assert evil.status_code == 200 and evil.headers["Content-Disposition"] == \
+        f'attachment; filename="conversacion-1-chat{weird_numbers[WEIRD_NUMBERS[0]]}.csv"'
+
+    assert fetch(admin_client, "/export/conversaciones.csv").status_code == 200
+    response = fetch(admin_client, "/export/conversaciones.zip")
+    assert response.status_code == 200
+    names = zipfile.ZipFile(io.BytesIO(response.get_data())).namelist()
+    assert len(names) == len(set(names)) == len(WEIRD_NUMBERS)
+    assert all(re.fullmatch(r"conversacion-[0-9]*(-?chat[0-9]+)?\.json", name) for name in names), names
+    assert "conversacion-1234.json" in names
