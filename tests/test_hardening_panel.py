@@ -208,3 +208,44 @@ def test_export_names_are_built_from_digits_only(admin_client, weird_numbers):
     assert len(names) == len(set(names)) == len(WEIRD_NUMBERS)
     assert all(re.fullmatch(r"conversacion-[0-9]*(-?chat[0-9]+)?\.json", name) for name in names), names
     assert "conversacion-1234.json" in names
+
+
+# --- D. a rules sheet full of errors answers fast with the first 100 ---------------------------------
+
+def stray_columns_sheet(rows=150, stray=300) -> bytes:
+    """Headers step, input_text, then `stray` columns without a header, each with a value in every row."""
+    return sheet_bytes([["inicio", f"x{n}"] + ["basura"] * stray for n in range(rows)],
+                       headers=["step", "input_text"])
+
+
+def test_an_import_with_many_errors_lists_the_first_100_and_counts_the_rest(app):
+    from services.rules import import_rules
+    with app.app_context():
+        report = import_rules(io.BytesIO(stray_columns_sheet()), known_handlers=HANDLERS)
+        assert not report.ok and report.imported == 0
+        assert len(report.errors) == 100 and report.stopped_at == 102
+        assert [row for row, _ in report.errors] == list(range(2, 102))
+        assert report.errors[0][1] == "las columnas C, D, E, F, G y 295 más tienen valores pero no tienen encabezado"
+        assert report.error_lines()[-1].startswith("y más errores desde la fila 102")
+        assert db.session.scalar(select(func.count(Rule.id))) == 0
+
+        bad = sheet_bytes([rule_row(input_text=f"e{n}", prioridad="alta") for n in range(120)])
+        report = import_rules(io.BytesIO(bad), known_handlers=HANDLERS)
+        assert [row for row, _ in report.errors] == list(range(2, 102)) and report.error_count == 120
+        assert report.error_lines()[-1] == "y 20 errores más" and db.session.scalar(select(func.count(Rule.id))) == 0
+
+
+def test_the_import_page_and_cli_show_the_cap(app, admin_client, runner, tmp_path):
+    data = stray_columns_sheet()
+    page = admin_client.post("/configuracion/reglas/importar", content_type="multipart/form-data", data={
+        "archivo": (io.BytesIO(data), "reglas.xlsx"), "csrf_token": csrf_token(admin_client, "/configuracion/reglas/importar")})
+    text = page.get_data(as_text=True)
+    assert page.status_code == 400 and "y más errores desde la fila 102" in text and "101 errores" in text
+    assert text.count("<tr><td>") == 100 and len(page.get_data()) < 100_000
+
+    path = tmp_path / "reglas.xlsx"
+    path.write_bytes(data)
+    result = runner.invoke(args=["import-rules", str(path)])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 102 and lines[-2].startswith("y más errores desde la fila 102") and "101 errores" in lines[-1]
