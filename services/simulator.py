@@ -35,6 +35,7 @@ from extensions import db
 from models import Chat, Message, SimulatorNumber, User
 from models.types import utcnow
 from services import intake
+from services.access import MAX_ID, parse_id
 from services.exports import find_chat, message_record
 from services.meta_payload import parse_update
 from services.whatsapp_payloads import PayloadError, build_message
@@ -47,7 +48,6 @@ MEDIA_DIR = "simulator"
 PROFILE_NAME = "Cliente simulado"
 DEFAULT_NUMBER_BASE = 999_000_000
 NUMBER_RE = re.compile(r"^[0-9]{6,15}$")
-MAX_USER_ID = 2 ** 63 - 1
 TEXT_MAX = 4096
 REPLY_ID_MAX = 256
 REPLY_TITLE_MAX = 100
@@ -111,7 +111,7 @@ def default_owner(numero: str) -> int | None:
     if not (numero.isascii() and numero.isdigit()):
         return None
     user_id = int(numero) - DEFAULT_NUMBER_BASE
-    if not 0 < user_id <= MAX_USER_ID or db.session.get(User, user_id) is None:
+    if not 0 < user_id <= MAX_ID or db.session.get(User, user_id) is None:
         return None
     return user_id
 
@@ -273,9 +273,10 @@ def _reply_context(chat: Chat | None, message_id) -> dict | None:
     """Meta's `context` of a tap: the business message the list or buttons were on."""
     if message_id in (None, ""):
         return None
-    if isinstance(message_id, bool) or not str(message_id).isdigit():
+    message_id = parse_id(message_id)
+    if message_id is None:
         raise SimulatorError("El mensaje de referencia (message_id) debe ser un número.")
-    message = db.session.get(Message, int(message_id)) if chat is not None else None
+    message = db.session.get(Message, message_id) if chat is not None else None
     if message is None or message.chat_id != chat.id or message.direction != "out" or not message.wamid:
         raise SimulatorError("El mensaje al que responde no existe en esta conversación o aún no se envió.")
     return {"from": str(current_app.config.get("PHONE_NUMBER_ID") or "0"), "id": message.wamid}
@@ -395,7 +396,7 @@ def report_read(numero, message_ids, *, user_id: int, is_admin: bool) -> int:
     """
     check_enabled()
     numero = clean_number(numero)
-    if not isinstance(message_ids, list) or not all(isinstance(i, int) and not isinstance(i, bool)
+    if not isinstance(message_ids, list) or not all(isinstance(i, int) and parse_id(i) is not None
                                                      for i in message_ids):
         raise SimulatorError("ids debe ser una lista de números de mensaje.")
     chat = simulated_chat(numero)
@@ -489,11 +490,8 @@ def messages_after(numero, after_id=0, changed_since=None, media_url: Callable[[
     """The chat's messages after `after_id` (both directions, oldest first), and earlier ones changed since
     `changed_since` (ISO time from a previous answer: new ticks, downloaded media, transcriptions)."""
     numero = clean_number(numero)
-    try:
-        after_id = int(after_id or 0)
-    except (TypeError, ValueError):
-        raise SimulatorError("El parámetro despues debe ser un número de mensaje.") from None
-    if after_id < 0:
+    after_id = parse_id(after_id or 0)
+    if after_id is None:
         raise SimulatorError("El parámetro despues debe ser un número de mensaje.")
     since = _parse_since(changed_since)
     now = utcnow().replace(microsecond=0)

@@ -249,3 +249,40 @@ def test_the_import_page_and_cli_show_the_cap(app, admin_client, runner, tmp_pat
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 102 and lines[-2].startswith("y más errores desde la fila 102") and "101 errores" in lines[-1]
+
+
+# --- E. ids too big for the database are a 404 in a path, a 400 in a query ---------------------------
+
+def test_huge_ids_in_paths_are_404(app, admin_client):
+    for path in (f"/api/chats/{HUGE}", f"/chats/{HUGE}", f"/media/{HUGE}", f"/api/chats/{HUGE}/mensajes",
+                 f"/api/chats/1/mensajes/{HUGE}", f"/simulador/media/{HUGE}", f"/configuracion/botones/media/{HUGE}",
+                 f"/configuracion/botones/{HUGE}/editar", f"/configuracion/reglas/{HUGE}/editar"):
+        assert admin_client.get(path).status_code == 404, path
+
+
+def test_huge_ids_in_queries_and_bodies_are_400(app, admin_client):
+    with app.app_context():
+        chat = Chat(numero="5491100002222", last_inbound_at=None)
+        db.session.add(chat)
+        db.session.commit()
+        chat_id = chat.id
+    headers = {"X-CSRFToken": csrf_token(admin_client, "/")}
+    for path in (f"/?rol={HUGE}", f"/api/chats?rol={HUGE}", f"/api/chats?rol=abc", f"/api/chats?rol=%C2%B2",
+                 f"/api/chats/{chat_id}/mensajes?despues={HUGE}", f"/api/chats/{chat_id}/mensajes?antes={HUGE}",
+                 f"/api/chats?antes=2026-01-01T00:00:00|{HUGE}",
+                 f"/tablero/api/por-dia?rol={HUGE}", f"/tablero/api/por-dia?rol=%C2%B2", f"/tablero?rol={HUGE}",
+                 f"/export/conversaciones.csv?rol={HUGE}", f"/simulador/mensajes?numero=999111222333&despues={HUGE}"):
+        response = admin_client.get(path)
+        assert response.status_code == 400, (path, response.status_code)
+    for action, body in (("respuesta-rapida", {"id": HUGE}), ("respuesta-rapida", {"id": str(HUGE)}),
+                         ("roles", {"roles": [HUGE]}), ("roles", {"roles": [True]})):
+        response = admin_client.post(f"/api/chats/{chat_id}/{action}", json=body, headers=headers)
+        assert response.status_code == 400, (action, body, response.status_code)
+    sim_headers = {"X-CSRFToken": csrf_token(admin_client, "/simulador")}
+    for path, body in (("/simulador/leido", {"numero": "999111222333", "ids": [HUGE]}),
+                       ("/simulador/enviar", {"numero": "999111222333", "reply": {
+                           "kind": "button_reply", "id": "a", "title": "a", "message_id": HUGE}})):
+        response = admin_client.post(path, json=body, headers=sim_headers)
+        assert response.status_code == 400, (path, response.status_code)
+    form = {"ids": [str(HUGE)], "step": "inicio", "csrf_token": csrf_token(admin_client, "/configuracion/reglas")}
+    assert admin_client.post("/configuracion/reglas/ordenar", data=form).status_code == 400
