@@ -141,18 +141,8 @@ def _action_result(chat):
 def send(chat_id):
     chat = _chat_or_404(chat_id)
     data = _fields()
-    kind = data.get("tipo", "text")
-    content = {}
     try:
-        if kind in ("list", "buttons"):
-            content["options"] = [o.strip() for o in data.get("opciones", "").split("|") if o.strip()]
-        elif kind == "template":
-            content = {"name": data.get("plantilla", "").strip(), "language": data.get("idioma", "es").strip()}
-            if not content["name"]:
-                raise agent.ActionError("Indique el nombre de la plantilla.")
-        elif kind != "text":
-            raise agent.ActionError(f"Tipo de mensaje no admitido: {kind}.")
-        message = agent.reply(chat, current_user.id, kind, data.get("texto"), content)
+        message = agent.reply_with_fields(chat, current_user.id, data)
     except agent.ActionError as error:
         db.session.rollback()
         return jsonify(error=str(error)), 400
@@ -230,7 +220,7 @@ def alias(chat_id):
     chat = _chat_or_404(chat_id)
     data = _fields()
     try:
-        agent.set_alias(chat, str(data.get("alias", "")))
+        agent.set_alias(chat, data.get("alias"))
     except agent.ActionError as error:
         return jsonify(error=str(error)), 400
     return _action_result(chat)

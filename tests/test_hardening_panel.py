@@ -286,3 +286,74 @@ def test_huge_ids_in_queries_and_bodies_are_400(app, admin_client):
         assert response.status_code == 400, (path, response.status_code)
     form = {"ids": [str(HUGE)], "step": "inicio", "csrf_token": csrf_token(admin_client, "/configuracion/reglas")}
     assert admin_client.post("/configuracion/reglas/ordenar", data=form).status_code == 400
+
+
+# --- F. JSON fields of the wrong type are a 400 naming the field --------------------------------------
+
+@pytest.fixture
+def open_chat(app):
+    from models.types import utcnow
+    with app.app_context():
+        role = Role(name="ventas", keywords="")
+        db.session.add_all([role, QuickReply(title="Saludo", text="Hola", position=1)])
+        chat = Chat(numero="5491100003333", last_inbound_at=utcnow(), roles=[role])
+        db.session.add(chat)
+        db.session.commit()
+        return chat.id
+
+
+BAD_JSON = [
+    ("mensajes", {"tipo": "list", "opciones": ["a"], "texto": 5}, "texto"),
+    ("mensajes", {"tipo": "list", "opciones": {"a": 1}, "texto": "Elija"}, "opciones"),
+    ("mensajes", {"tipo": "list", "opciones": ["a", 2], "texto": "Elija"}, "opciones"),
+    ("mensajes", {"texto": 123}, "texto"),
+    ("mensajes", {"texto": ["hola"]}, "texto"),
+    ("mensajes", {"tipo": ["text"], "texto": "hola"}, "tipo"),
+    ("mensajes", {"tipo": "template", "plantilla": 1}, "plantilla"),
+    ("mensajes", {"tipo": "template", "plantilla": "saludo", "idioma": {"es": 1}}, "idioma"),
+    ("alias", {"alias": {"a": 1}}, "alias"),
+    ("alias", {"alias": 5}, "alias"),
+    ("roles", {"roles": "1,2"}, "roles"),
+    ("roles", {"roles": [{"id": 1}]}, "roles"),
+    ("roles", {"roles": [1.5]}, "roles"),
+    ("respuesta-rapida", {"id": [1]}, "id"),
+    ("respuesta-rapida", {"id": 1.5}, "id"),
+    ("respuesta-rapida", {"id": True}, "id"),
+]
+
+
+def test_json_fields_of_the_wrong_type_are_a_400_naming_the_field(app, admin_client, open_chat):
+    headers = {"X-CSRFToken": csrf_token(admin_client, "/")}
+    for action, body, field in BAD_JSON:
+        response = admin_client.post(f"/api/chats/{open_chat}/{action}", json=body, headers=headers)
+        assert response.status_code == 400, (action, body, response.status_code)
+        assert field in response.get_json()["error"], (action, body, response.get_json())
+    with app.app_context():
+        chat = db.session.get(Chat, open_chat)
+        assert chat.alias is None and [r.name for r in chat.roles] == ["ventas"]
+        assert db.session.scalar(select(Message)) is None
+
+
+def test_list_options_may_come_as_a_json_list_or_a_piped_string(app, admin_client, open_chat):
+    headers = {"X-CSRFToken": csrf_token(admin_client, "/")}
+    for options in (["Uno", " Dos "], "Uno|Dos"):
+        response = admin_client.post(f"/api/chats/{open_chat}/mensajes", headers=headers,
+                                     json={"tipo": "list", "texto": "Elija", "opciones": options})
+        assert response.status_code == 201, response.get_json()
+    wait_for_jobs(app)
+    with app.app_context():
+        contents = [m.content_data for m in db.session.scalars(select(Message).order_by(Message.id))]
+        assert [c["options"] for c in contents] == [["Uno", "Dos"], ["Uno", "Dos"]]
+    assert admin_client.post(f"/api/chats/{open_chat}/alias", json={"alias": None},
+                             headers=headers).status_code == 200
+
+
+def test_simulator_json_fields_of_the_wrong_type_are_a_400(app, admin_client):
+    headers = {"X-CSRFToken": csrf_token(admin_client, "/simulador")}
+    for body in ({"numero": {"a": 1}, "text": "hola"}, {"numero": SIM, "reply": {"kind": ["x"], "id": "a", "title": "a"}},
+                 {"numero": SIM, "reply": {"kind": "button_reply", "id": "a", "title": "a", "message_id": [1]}},
+                 {"numero": SIM, "reply": {"kind": "button_reply", "id": "a", "title": "a", "description": 5}}):
+        response = admin_client.post("/simulador/enviar", json=body, headers=headers)
+        assert response.status_code == 400, (body, response.status_code)
+    for body in ({"numero": SIM, "ids": "1"}, {"numero": SIM, "ids": [[1]]}, {"numero": [SIM], "ids": []}):
+        assert admin_client.post("/simulador/leido", json=body, headers=headers).status_code == 400, body
