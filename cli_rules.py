@@ -14,7 +14,7 @@ def register(app) -> None:
         if not report.ok:
             for line in report.error_lines():
                 click.echo(line, err=True)
-            click.echo(f"No se importó nada: {len(report.errors)} errores.", err=True)
+            click.echo(f"No se importó nada: {report.error_count} errores.", err=True)
             raise SystemExit(1)
         detail = "agregadas" if merge else f"importadas; reemplazan a las {report.replaced} anteriores"
         click.echo(f"{report.imported} reglas {detail}")

@@ -10,8 +10,9 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from extensions import db
 from models import User
+from routes import id_arg
 from services import agent
-from services.access import can_see_chat, chat_for
+from services.access import can_see_chat, chat_for, parse_id
 from services.panel import (CHAT_PAGE, MESSAGE_PAGE, ChatFilter, chat_summary, list_chats, media_file,
                             message_in_chat, messages_after, messages_page, roles_to_filter)
 from services.quick_replies import list_quick_replies
@@ -55,11 +56,12 @@ def _filter_from_args() -> ChatFilter:
     if request.args.get("antes"):
         try:
             at, chat_id = request.args["antes"].rsplit("|", 1)
-            before = (datetime.fromisoformat(at.rstrip("Z")), int(chat_id))
+            before = (datetime.fromisoformat(at.rstrip("Z")), parse_id(chat_id))
         except ValueError:
+            before = None
+        if before is None or before[1] is None:
             abort(400, description="Parámetro 'antes' inválido.")
-    role_id = request.args.get("rol", type=int)
-    return ChatFilter(query=request.args.get("q", "").strip()[:100], role_id=role_id,
+    return ChatFilter(query=request.args.get("q", "").strip()[:100], role_id=id_arg("rol"),
                       state=request.args.get("estado") or None, before=before)
 
 
@@ -103,10 +105,10 @@ def chat_json(chat_id):
 @login_required
 def messages_json(chat_id):
     chat = _chat_or_404(chat_id)
-    after = request.args.get("despues", type=int)
+    after = id_arg("despues")
     if after is not None:
         return jsonify(messages=messages_after(chat.id, after))
-    return jsonify(messages=messages_page(chat.id, request.args.get("antes", type=int)))
+    return jsonify(messages=messages_page(chat.id, id_arg("antes")))
 
 
 @bp.get("/api/chats/<int:chat_id>/mensajes/<int:message_id>")
@@ -140,18 +142,8 @@ def _action_result(chat):
 def send(chat_id):
     chat = _chat_or_404(chat_id)
     data = _fields()
-    kind = data.get("tipo", "text")
-    content = {}
     try:
-        if kind in ("list", "buttons"):
-            content["options"] = [o.strip() for o in data.get("opciones", "").split("|") if o.strip()]
-        elif kind == "template":
-            content = {"name": data.get("plantilla", "").strip(), "language": data.get("idioma", "es").strip()}
-            if not content["name"]:
-                raise agent.ActionError("Indique el nombre de la plantilla.")
-        elif kind != "text":
-            raise agent.ActionError(f"Tipo de mensaje no admitido: {kind}.")
-        message = agent.reply(chat, current_user.id, kind, data.get("texto"), content)
+        message = agent.reply_with_fields(chat, current_user.id, data)
     except agent.ActionError as error:
         db.session.rollback()
         return jsonify(error=str(error)), 400
@@ -180,10 +172,9 @@ def attach(chat_id):
 def quick_reply(chat_id):
     chat = _chat_or_404(chat_id)
     data = _fields()
-    try:
-        quick_reply_id = int(data.get("id", 0))
-    except (TypeError, ValueError):
-        return jsonify(error="Indique qué respuesta rápida enviar."), 400
+    quick_reply_id = parse_id(data.get("id"))
+    if not quick_reply_id:
+        return jsonify(error="Indique qué respuesta rápida enviar: el campo «id» debe ser su número."), 400
     try:
         messages = agent.send_quick_reply(chat, current_user.id, quick_reply_id)
     except agent.ActionError as error:
@@ -230,7 +221,7 @@ def alias(chat_id):
     chat = _chat_or_404(chat_id)
     data = _fields()
     try:
-        agent.set_alias(chat, str(data.get("alias", "")))
+        agent.set_alias(chat, data.get("alias"))
     except agent.ActionError as error:
         return jsonify(error=str(error)), 400
     return _action_result(chat)
@@ -243,10 +234,14 @@ def roles(chat_id):
     if not current_user.is_admin:
         abort(403, description="Solo un administrador cambia los roles de un chat.")
     data = _fields() if request.is_json else {}
+    raw = data.get("roles", [])
+    role_ids = [parse_id(value) for value in raw] if isinstance(raw, list) else [None]
+    if None in role_ids:
+        return jsonify(error="El campo «roles» debe ser una lista de números de rol, por ejemplo [1, 3]."), 400
     try:
-        agent.set_roles(chat, [int(r) for r in data.get("roles", [])])
-    except (agent.ActionError, TypeError, ValueError) as error:
-        return jsonify(error=str(error) if isinstance(error, agent.ActionError) else "Roles inválidos."), 400
+        agent.set_roles(chat, role_ids)
+    except agent.ActionError as error:
+        return jsonify(error=str(error)), 400
     return _action_result(chat)
 
 

@@ -12,6 +12,7 @@ from wtforms import BooleanField, SelectChoice, SelectField, StringField, TextAr
 from extensions import csrf
 from models.rule import RULE_TYPES
 from routes.guards import admin_required
+from services.access import parse_id
 from services.rules import (COLUMNS, RuleError, Upload, create_rule, delete_rule, draw_flow,
                             export_rules, flow_graph, get_rule, import_rules, known_handler_names, move_rule,
                             reorder_rules, rules_by_step, step_names, update_rule)
@@ -146,11 +147,11 @@ def move(rule_id: int, direction: str):
 @bp.post("/reglas/ordenar")
 @admin_required
 def reorder():
-    ids = request.form.getlist("ids")
-    if not all(value.isdigit() for value in ids):
+    ids = [parse_id(value) for value in request.form.getlist("ids")]
+    if None in ids:
         abort(400, description="El orden debe ser una lista de números de regla.")
     try:
-        reorder_rules(request.form.get("step", ""), [int(value) for value in ids])
+        reorder_rules(request.form.get("step", ""), ids)
     except RuleError as error:
         flash(error.errors["prioridad"], "error")
     return redirect(url_for(".rules"))

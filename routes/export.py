@@ -4,7 +4,7 @@ from flask_login import current_user, login_required
 
 from services.access import chat_by_number_for
 from services.analytics import FilterError, parse_filters
-from services.exports import conversation_csv, conversation_json, range_csv, range_zip
+from services.exports import conversation_csv, conversation_json, file_stem, range_csv, range_zip
 
 bp = Blueprint("export", __name__, url_prefix="/export")
 CSV_TYPE = "text/csv; charset=utf-8"
@@ -33,7 +33,7 @@ def _attachment(name: str) -> dict:
 def conversation_as_csv(numero):
     chat = _chat_or_404(numero)
     return Response(stream_with_context(conversation_csv(chat)), mimetype=CSV_TYPE,
-                    headers=_attachment(f"conversacion-{chat.numero}.csv"))
+                    headers=_attachment(f"conversacion-{file_stem(chat)}.csv"))
 
 
 @bp.get("/conversation/<numero>")

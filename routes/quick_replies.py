@@ -9,6 +9,7 @@ from wtforms.validators import Length
 
 from extensions import csrf
 from routes.guards import admin_required
+from services.access import parse_id
 from services.quick_replies import (TEXT_MAX, TITLE_MAX, QuickReplyError, create_quick_reply, delete_quick_reply,
                                     get_quick_reply, kind_label, move_quick_reply, quick_replies, quick_reply_media,
                                     update_quick_reply, whatsapp_kind)
@@ -21,7 +22,7 @@ class IdList(Field):
     """The ids ticked in checkboxes that share this field's name."""
 
     def process_formdata(self, valuelist):
-        self.data = [int(value) for value in valuelist if value.isdigit()]
+        self.data = [number for number in map(parse_id, valuelist) if number is not None]
 
 
 class QuickReplyForm(FlaskForm):

@@ -92,17 +92,18 @@ def _send(data: dict, audio) -> str:
     if len(given) != 1:
         raise SimulatorError("Envíe un mensaje de texto, una opción elegida (reply) o un archivo de audio: "
                              "exactamente uno." if given else "Escriba un mensaje: el texto está vacío.")
+    who = {"user_id": current_user.id, "is_admin": current_user.is_admin}
     if given[0] == "text":
-        return simulator.send_text(numero, data["text"])
+        return simulator.send_text(numero, data["text"], **who)
     if given[0] == "reply":
         reply = data["reply"]
         if not isinstance(reply, dict):
             raise SimulatorError("reply debe ser un objeto {kind, id, title}.")
         return simulator.send_reply(numero, reply.get("kind"), reply.get("id"), reply.get("title"),
-                                    reply.get("description"), reply.get("message_id", data.get("message_id")))
+                                    reply.get("description"), reply.get("message_id", data.get("message_id")), **who)
     if not audio.filename:
         raise SimulatorError("Elija un archivo de audio.")
-    return simulator.send_audio(numero, audio.stream, audio.filename)
+    return simulator.send_audio(numero, audio.stream, audio.filename, **who)
 
 
 @bp.post("/simulador/enviar")
@@ -126,7 +127,8 @@ def mark_read():
     if not isinstance(data, dict):
         return _error("El cuerpo no es un objeto JSON válido.")
     try:
-        count = simulator.report_read(data.get("numero"), data.get("ids"))
+        count = simulator.report_read(data.get("numero"), data.get("ids"), user_id=current_user.id,
+                                      is_admin=current_user.is_admin)
     except SimulatorError as error:
         return _error(error.message, error.status)
     return jsonify(ok=True, read=count)
@@ -138,7 +140,8 @@ def messages():
     numero = request.args.get("numero") or simulator.default_number(current_user.id)
     try:
         answer = simulator.messages_after(numero, request.args.get("despues", 0), request.args.get("cambios"),
-                                          media_url=_media_url)
+                                          media_url=_media_url, user_id=current_user.id,
+                                          is_admin=current_user.is_admin)
     except SimulatorError as error:
         return _error(error.message, error.status)
     return jsonify(ok=True, **answer)
@@ -148,7 +151,10 @@ def messages():
 @login_required
 def media(message_id: int):
     """A simulated chat's local file (the customer's audio, the bot's uploaded media), only from MEDIA_ROOT."""
-    found = simulator.media_file(message_id)
+    try:
+        found = simulator.media_file(message_id, user_id=current_user.id, is_admin=current_user.is_admin)
+    except SimulatorError as error:
+        abort(error.status, description=error.message)
     if found is None:
         abort(404)
     path, mime = found

@@ -4,6 +4,25 @@ from sqlalchemy import exists, select
 from extensions import db
 from models import Chat, User, chat_roles
 
+MAX_ID = 2 ** 63 - 1  # the largest id a BIGINT (MariaDB) or INTEGER (SQLite) row can have
+
+
+def parse_id(value) -> int | None:
+    """An id from outside (URL, query string, JSON, form) as an int from 0 to MAX_ID, or None.
+
+    Accepts an int (not a bool) or a string of ASCII digits; anything else, or a number too big for
+    the database (which SQLite refuses with an overflow), is None.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit()) or len(value) > len(str(MAX_ID)):
+            return None
+        value = int(value)
+    if not isinstance(value, int) or not 0 <= value <= MAX_ID:
+        return None
+    return value
+
 
 def role_ids(user: User) -> list[int]:
     return [role.id for role in user.roles]

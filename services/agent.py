@@ -4,6 +4,7 @@ import logging
 import os
 import shutil
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 
 from sqlalchemy import select
@@ -51,8 +52,11 @@ def close_chat(chat: Chat) -> None:
     emit("chat", chat_id=chat.id)
 
 
-def set_alias(chat: Chat, alias: str) -> None:
-    alias = alias.strip()
+def set_alias(chat: Chat, alias: str | None) -> None:
+    """Name the chat for the agents (None or blank clears it); ActionError unless it is text of up to 120."""
+    if alias is not None and not isinstance(alias, str):
+        raise ActionError("El campo «alias» debe ser texto.")
+    alias = (alias or "").strip()
     if len(alias) > 120:
         raise ActionError("El alias admite como máximo 120 caracteres.")
     chat.alias = alias or None
@@ -117,6 +121,43 @@ def reply(chat: Chat, agent_id: int, kind: str, text: str | None, content: dict 
     message = _queue(chat, agent_id, kind, text, content)
     _send(chat, [message], agent_id)
     return message
+
+
+def _text_field(fields: Mapping, name: str) -> str | None:
+    value = fields.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise ActionError(f"El campo «{name}» debe ser texto.")
+
+
+def _options_field(fields: Mapping) -> list[str]:
+    value = fields.get("opciones")
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = value.split("|")
+    elif not isinstance(value, list) or not all(isinstance(option, str) for option in value):
+        raise ActionError("El campo «opciones» debe ser texto separado por | o una lista de textos.")
+    return [option.strip() for option in value if option.strip()]
+
+
+def reply_with_fields(chat: Chat, agent_id: int, fields: Mapping) -> Message:
+    """An agent's reply as the panel sends it: `tipo` (text, list, buttons or template), `texto`, `opciones`
+    ("a|b" or a list of texts), `plantilla` and `idioma`. Each field's type is checked (ActionError naming
+    the field), then the message is queued as by `reply`."""
+    kind = _text_field(fields, "tipo") or "text"
+    text = _text_field(fields, "texto")
+    content = {}
+    if kind in ("list", "buttons"):
+        content["options"] = _options_field(fields)
+    elif kind == "template":
+        content = {"name": (_text_field(fields, "plantilla") or "").strip(),
+                   "language": (_text_field(fields, "idioma") or "es").strip()}
+        if not content["name"]:
+            raise ActionError("Indique el nombre de la plantilla (campo «plantilla»).")
+    elif kind != "text":
+        raise ActionError(f"Tipo de mensaje no admitido: {kind[:40]}. Use text, list, buttons o template.")
+    return reply(chat, agent_id, kind, text, content)
 
 
 def _kind_of(filename: str) -> str:

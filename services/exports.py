@@ -2,6 +2,7 @@
 import csv
 import io
 import json
+import re
 import zipfile
 from collections.abc import Iterable, Iterator
 
@@ -18,10 +19,25 @@ CSV_COLUMNS = ("id", "wamid", "direction", "sender", "type", "text", "created_at
                "error_code", "error_title", "error_detail", "media_url", "media_id", "media_mime", "media_path",
                "media_status", "media_error", "content", "context_wamid", "transcription", "transcription_status",
                "sentiment_label", "sentiment_score", "step", "rule_id", "agent_id", "agent")
+# A cell a spreadsheet would read as a formula: =, +, - or @ first (even after blanks), or a tab or CR first.
+FORMULA_START = re.compile(r"\s*[=+\-@]|[\t\r]")
 
 
 def find_chat(numero: str) -> Chat | None:
     return db.session.scalar(select(Chat).filter_by(numero=numero))
+
+
+def file_stem(chat: Chat) -> str:
+    """The part of an export's file name (and ZIP entry) that names the chat, built from ASCII digits only.
+
+    A number of digits is itself; any other (stored before numbers were checked at intake) keeps its
+    digits and gets the chat id, so no quote, slash or line break reaches a header or a ZIP entry and
+    two chats never share a name.
+    """
+    digits = "".join(c for c in chat.numero if c in "0123456789")
+    if digits == chat.numero:
+        return digits
+    return f"{digits}-chat{chat.id}" if digits else f"chat{chat.id}"
 
 
 def _pages(statement) -> Iterator[Message]:
@@ -103,8 +119,18 @@ def csv_row(numero: str, alias: str | None, record: dict) -> list:
     return [numero, alias or ""] + ["" if flat[column] is None else flat[column] for column in CSV_COLUMNS]
 
 
+def spreadsheet_safe(value):
+    """A CSV cell that Excel or LibreOffice shows as text instead of running it (OWASP CSV injection):
+    text that could start a formula gets a leading single quote; other values are left as they are."""
+    if isinstance(value, str) and FORMULA_START.match(value):
+        return "'" + value
+    return value
+
+
 def _csv_lines(rows: Iterable[list]) -> Iterator[str]:
-    """CSV text a row at a time, starting with the UTF-8 BOM (so Excel reads accents) and the header."""
+    """CSV text a row at a time, starting with the UTF-8 BOM (so Excel reads accents) and the header.
+
+    Every cell goes through `spreadsheet_safe`: customer texts and aliases reach these files as typed."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(("numero", "alias") + CSV_COLUMNS)
@@ -112,7 +138,7 @@ def _csv_lines(rows: Iterable[list]) -> Iterator[str]:
     for row in rows:
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow(row)
+        writer.writerow([spreadsheet_safe(cell) for cell in row])
         yield buffer.getvalue()
 
 
@@ -168,7 +194,7 @@ def range_zip(filters: Filters) -> Iterator[bytes]:
     pipe = _Pipe()
     with zipfile.ZipFile(pipe, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for chat in range_chats(filters):
-            with archive.open(f"conversacion-{chat.numero}.json", "w", force_zip64=True) as entry:
+            with archive.open(f"conversacion-{file_stem(chat)}.json", "w", force_zip64=True) as entry:
                 for chunk in conversation_json(chat, filters):
                     entry.write(chunk.encode("utf-8"))
                     if sum(map(len, pipe.chunks)) >= 64 * 1024:

@@ -7,7 +7,9 @@ Replies are read back from the database (the sandbox transport sends nothing).
 
 Safety: the simulator never writes into a real customer's conversation (a chat with an inbound
 message that did not come from here), and refuses to run unless the transport is `sandbox`, since
-with `cloud` the bot's replies to a made-up number would really be sent by WhatsApp.
+with `cloud` the bot's replies to a made-up number would really be sent by WhatsApp. Each simulated
+number belongs to one user (`simulator_numbers`): only they and the admins read it, write to it,
+report reads in it and open its files (see `check_owner`).
 
 No Flask request objects here: the route validates the HTTP side and calls these functions.
 """
@@ -27,11 +29,13 @@ from typing import BinaryIO, Callable
 
 from flask import current_app
 from sqlalchemy import and_, exists, select
+from sqlalchemy.exc import IntegrityError
 
 from extensions import db
-from models import Chat, Message
+from models import Chat, Message, SimulatorNumber, User
 from models.types import utcnow
 from services import intake
+from services.access import MAX_ID, parse_id
 from services.exports import find_chat, message_record
 from services.meta_payload import parse_update
 from services.whatsapp_payloads import PayloadError, build_message
@@ -43,7 +47,7 @@ LOCAL_MEDIA_PREFIX = "local:"
 MEDIA_DIR = "simulator"
 PROFILE_NAME = "Cliente simulado"
 DEFAULT_NUMBER_BASE = 999_000_000
-NUMBER_RE = re.compile(r"^\d{6,15}$")
+NUMBER_RE = re.compile(r"^[0-9]{6,15}$")
 TEXT_MAX = 4096
 REPLY_ID_MAX = 256
 REPLY_TITLE_MAX = 100
@@ -100,6 +104,63 @@ def is_simulated(chat: Chat) -> bool:
         return False
     return bool(db.session.scalar(select(exists().where(and_(Message.chat_id == chat.id,
                                                              Message.direction == "in")))))
+
+
+def default_owner(numero: str) -> int | None:
+    """The user whose default number this is (999000000 + their id), if that user exists."""
+    if not (numero.isascii() and numero.isdigit()):
+        return None
+    user_id = int(numero) - DEFAULT_NUMBER_BASE
+    if not 0 < user_id <= MAX_ID or db.session.get(User, user_id) is None:
+        return None
+    return user_id
+
+
+def owner_of(numero: str) -> int | None:
+    """Who owns a simulated number: the user it is the default number of, else whoever claimed it, else None."""
+    return default_owner(numero) or db.session.scalar(
+        select(SimulatorNumber.user_id).where(SimulatorNumber.numero == numero))
+
+
+def claim_number(numero: str, user_id: int) -> int:
+    """Make `numero` the user's unless someone has it already; returns its owner's id.
+
+    Race-safe: the insert is the check (the number is the primary key), so of two users sending
+    to the same free number at once exactly one gets it and the other reads the winner back.
+    """
+    db.session.add(SimulatorNumber(numero=numero, user_id=user_id))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return db.session.scalar(select(SimulatorNumber.user_id).where(SimulatorNumber.numero == numero))
+    log.info("simulator number %s claimed by user %s", numero, user_id)
+    return user_id
+
+
+def check_owner(numero: str, user_id: int, is_admin: bool, claim: bool = False) -> None:
+    """Refuse (403) a user who may not use this simulated number; with `claim`, a free number becomes theirs.
+
+    Admins use every number. A user uses their default number and the numbers they claimed by
+    sending to them first. A number with a simulated conversation but no owner (simulated before
+    numbers had owners, or whose owner was deleted) is for admins only: it may hold someone else's
+    test conversation, so the first user to send to it must not inherit it; others pick a new number.
+    Reading a free number without a conversation claims nothing (it shows an empty chat).
+    """
+    owner = owner_of(numero)
+    if owner is None:
+        if find_chat(numero) is not None:
+            if is_admin:
+                return
+            raise SimulatorError(f"La conversación simulada del número {numero} no tiene dueño (es anterior a "
+                                 "que cada número tuviera uno): solo un administrador puede verla. Use otro "
+                                 "número (pulse «Nueva conversación»).", 403)
+        if not claim:
+            return
+        owner = claim_number(numero, user_id)
+    if owner != user_id and not is_admin:
+        raise SimulatorError(f"El número {numero} es de otro usuario del simulador: solo él y los "
+                             "administradores lo ven. Use otro número (pulse «Nueva conversación»).", 403)
 
 
 def check_enabled() -> None:
@@ -186,14 +247,15 @@ def _feed(numero: str, messages: list[dict] | None = None, statuses: list[dict] 
     intake.accept("simulator", parse_update(payload, allow_local=True), json.dumps(payload, ensure_ascii=False))
 
 
-def _prepare(numero) -> str:
+def _prepare(numero, user_id: int, is_admin: bool) -> str:
     check_enabled()
     numero = clean_number(numero)
     simulated_chat(numero)
+    check_owner(numero, user_id, is_admin, claim=True)
     return numero
 
 
-def send_text(numero, text) -> str:
+def send_text(numero, text, *, user_id: int, is_admin: bool) -> str:
     """The customer types `text`; returns the message's wamid."""
     if not isinstance(text, str):
         raise SimulatorError("El texto del mensaje debe ser una cadena de caracteres.")
@@ -201,7 +263,7 @@ def send_text(numero, text) -> str:
         raise SimulatorError("Escriba un mensaje: el texto está vacío.")
     if len(text) > TEXT_MAX:
         raise SimulatorError(f"El mensaje es demasiado largo ({len(text)} caracteres; máximo {TEXT_MAX}).")
-    numero = _prepare(numero)
+    numero = _prepare(numero, user_id, is_admin)
     wamid = new_wamid()
     _feed(numero, [text_message(numero, text, wamid, int(time.time()))])
     return wamid
@@ -211,15 +273,17 @@ def _reply_context(chat: Chat | None, message_id) -> dict | None:
     """Meta's `context` of a tap: the business message the list or buttons were on."""
     if message_id in (None, ""):
         return None
-    if isinstance(message_id, bool) or not str(message_id).isdigit():
+    message_id = parse_id(message_id)
+    if message_id is None:
         raise SimulatorError("El mensaje de referencia (message_id) debe ser un número.")
-    message = db.session.get(Message, int(message_id)) if chat is not None else None
+    message = db.session.get(Message, message_id) if chat is not None else None
     if message is None or message.chat_id != chat.id or message.direction != "out" or not message.wamid:
         raise SimulatorError("El mensaje al que responde no existe en esta conversación o aún no se envió.")
     return {"from": str(current_app.config.get("PHONE_NUMBER_ID") or "0"), "id": message.wamid}
 
 
-def send_reply(numero, kind, reply_id, title, description=None, message_id=None) -> str:
+def send_reply(numero, kind, reply_id, title, description=None, message_id=None, *, user_id: int,
+               is_admin: bool) -> str:
     """The customer taps a list row or a reply button; returns the message's wamid."""
     if kind not in REPLY_KINDS:
         raise SimulatorError("reply.kind debe ser list_reply o button_reply.")
@@ -232,7 +296,9 @@ def send_reply(numero, kind, reply_id, title, description=None, message_id=None)
         raise SimulatorError("reply.description debe ser texto.")
     check_enabled()
     numero = clean_number(numero)
-    context = _reply_context(simulated_chat(numero), message_id)
+    chat = simulated_chat(numero)
+    check_owner(numero, user_id, is_admin, claim=True)
+    context = _reply_context(chat, message_id)
     wamid = new_wamid()
     _feed(numero, [reply_message(numero, kind, reply_id, title, wamid, int(time.time()),
                                  (description or "")[:REPLY_TITLE_MAX] or None, context)])
@@ -306,9 +372,9 @@ def store_audio(stream: BinaryIO, filename: str | None) -> tuple[str, str, int, 
     return f"{MEDIA_DIR}/{final.name}", declared, size, base64.b64encode(digest.digest()).decode("ascii")
 
 
-def send_audio(numero, stream: BinaryIO, filename: str | None) -> str:
+def send_audio(numero, stream: BinaryIO, filename: str | None, *, user_id: int, is_admin: bool) -> str:
     """The customer sends an audio file (a voice note if OGG); returns the message's wamid."""
-    numero = _prepare(numero)
+    numero = _prepare(numero, user_id, is_admin)
     relative, mime, size, sha256 = store_audio(stream, filename)
     wamid = new_wamid()
     try:
@@ -323,17 +389,18 @@ def send_audio(numero, stream: BinaryIO, filename: str | None) -> str:
 
 # --- the customer's phone reports what it read ------------------------------------------------
 
-def report_read(numero, message_ids) -> int:
+def report_read(numero, message_ids, *, user_id: int, is_admin: bool) -> int:
     """The customer's phone shows these business messages: Meta's `read` statuses go through the webhook.
 
     Only sent or delivered outbound messages of this simulated chat count; returns how many.
     """
     check_enabled()
     numero = clean_number(numero)
-    if not isinstance(message_ids, list) or not all(isinstance(i, int) and not isinstance(i, bool)
+    if not isinstance(message_ids, list) or not all(isinstance(i, int) and parse_id(i) is not None
                                                      for i in message_ids):
         raise SimulatorError("ids debe ser una lista de números de mensaje.")
     chat = simulated_chat(numero)
+    check_owner(numero, user_id, is_admin)
     if chat is None or not message_ids:
         return 0
     wamids = db.session.scalars(select(Message.wamid).where(
@@ -418,19 +485,18 @@ def _parse_since(value) -> datetime | None:
         raise SimulatorError("El parámetro cambios debe ser una fecha ISO 8601.") from None
 
 
-def messages_after(numero, after_id=0, changed_since=None, media_url: Callable[[int], str] = str) -> dict:
+def messages_after(numero, after_id=0, changed_since=None, media_url: Callable[[int], str] = str, *,
+                   user_id: int, is_admin: bool) -> dict:
     """The chat's messages after `after_id` (both directions, oldest first), and earlier ones changed since
     `changed_since` (ISO time from a previous answer: new ticks, downloaded media, transcriptions)."""
     numero = clean_number(numero)
-    try:
-        after_id = int(after_id or 0)
-    except (TypeError, ValueError):
-        raise SimulatorError("El parámetro despues debe ser un número de mensaje.") from None
-    if after_id < 0:
+    after_id = parse_id(after_id or 0)
+    if after_id is None:
         raise SimulatorError("El parámetro despues debe ser un número de mensaje.")
     since = _parse_since(changed_since)
     now = utcnow().replace(microsecond=0)
     chat = simulated_chat(numero)
+    check_owner(numero, user_id, is_admin)
     answer = {"numero": numero, "chat": None, "messages": [], "changed": [], "last_id": after_id,
               "now": now.isoformat() + "Z"}
     if chat is None:
@@ -464,11 +530,15 @@ def resolve_inside(root: str | Path, relative: str | None) -> Path | None:
     return candidate if candidate.is_file() else None
 
 
-def media_file(message_id: int) -> tuple[Path, str | None] | None:
-    """The local file a simulated chat's message shows (its downloaded media, or the bot's uploaded file)."""
+def media_file(message_id: int, *, user_id: int, is_admin: bool) -> tuple[Path, str | None] | None:
+    """The local file a simulated chat's message shows (its downloaded media, or the bot's uploaded file).
+
+    None when there is none; SimulatorError (403) when the chat's number is another user's.
+    """
     message = db.session.get(Message, message_id)
     if message is None or not is_simulated(message.chat):
         return None
+    check_owner(message.chat.numero, user_id, is_admin)
     if message.direction == "in":
         relative, mime = (message.media_path if message.media_status == "ok" else None), message.media_mime
     else:

@@ -8,6 +8,7 @@ from sqlalchemy import false, select
 from extensions import db
 from models import Chat, Message, Role, User, chat_roles
 from models.types import utcnow
+from services.access import parse_id
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 731
@@ -83,9 +84,9 @@ def parse_filters(args, viewer: User, today: date | None = None) -> Filters:
     role_id = None
     if args.get("rol"):
         raw = args["rol"]
-        if not raw.isdigit():
+        role_id = parse_id(raw)
+        if role_id is None:
             raise FilterError(f"«rol» debe ser el número de un rol; se recibió «{raw[:40]}».")
-        role_id = int(raw)
         if db.session.get(Role, role_id) is None:
             raise FilterError(f"No existe el rol {role_id}.")
         if not viewer.is_admin and role_id not in {role.id for role in viewer.roles}:

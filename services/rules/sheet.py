@@ -25,6 +25,8 @@ REQUIRED_COLUMNS = ("step", "input_text")
 MAX_IMPORT_BYTES = 5 * MB
 MAX_UNZIPPED_BYTES = 100 * MB
 MAX_IMPORT_ROWS = 5000
+MAX_REPORTED_ERRORS = 100
+STRAY_COLUMNS_NAMED = 5
 NOT_XLSX = ("El archivo no es un libro de Excel (.xlsx) válido. Ábralo en Excel y guárdelo como "
             "«Libro de Excel (.xlsx)».")
 
@@ -35,18 +37,47 @@ class SheetError(ValueError):
 
 @dataclass
 class ImportReport:
-    """What an import did: rules imported (and replaced), or every error as (Excel row or None, reason)."""
+    """What an import did: rules imported (and replaced), or its errors as (Excel row or None, reason).
+
+    Errors are added in row order; the first MAX_REPORTED_ERRORS are kept and the rest only counted
+    (`omitted`), so a sheet with a million bad cells still answers with a short page. `stopped_at` is
+    the row where reading stopped because the list was full of rows with values outside the columns.
+    """
     merge: bool = False
     imported: int = 0
     replaced: int = 0
     errors: list[tuple[int | None, str]] = field(default_factory=list)
+    omitted: int = 0
+    stopped_at: int | None = None
+
+    def add(self, row: int | None, reason: str) -> None:
+        """Record one error (kept if under the cap, else counted)."""
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append((row, reason))
+        else:
+            self.omitted += 1
 
     @property
     def ok(self) -> bool:
         return not self.errors
 
+    @property
+    def error_count(self) -> int:
+        return len(self.errors) + self.omitted
+
+    @property
+    def omitted_line(self) -> str:
+        """"y N errores más" when errors were left out of the list, else ""."""
+        if not self.omitted:
+            return ""
+        if self.stopped_at:
+            return (f"y más errores desde la fila {self.stopped_at} (la revisión se detiene tras "
+                    f"{MAX_REPORTED_ERRORS}): corrija estos y vuelva a importar")
+        return "y 1 error más" if self.omitted == 1 else f"y {self.omitted} errores más"
+
     def error_lines(self) -> list[str]:
-        return [f"fila {row}: {reason}" if row else reason for row, reason in self.errors]
+        lines = [f"fila {row}: {reason}" if row else reason for row, reason in self.errors]
+        return lines + [self.omitted_line] if self.omitted else lines
 
 
 def sheet_row(rule: Rule) -> tuple:
@@ -125,19 +156,33 @@ def _header_map(header_row, report: ImportReport) -> dict[int, str]:
     unknown = [name for name in columns.values() if name not in COLUMNS]
     missing = [name for name in REQUIRED_COLUMNS if name not in columns.values()]
     if missing:
-        report.errors.append((1, f"faltan encabezados obligatorios: {', '.join(missing)}"))
+        report.add(1, f"faltan encabezados obligatorios: {', '.join(missing)}")
     if unknown:
-        report.errors.append((1, f"encabezados desconocidos: {', '.join(unknown)} (se admiten: {', '.join(COLUMNS)})"))
+        report.add(1, f"encabezados desconocidos: {', '.join(unknown)} (se admiten: {', '.join(COLUMNS)})")
     if repeated:
-        report.errors.append((1, f"encabezados repetidos: {', '.join(dict.fromkeys(repeated))}"))
+        report.add(1, f"encabezados repetidos: {', '.join(dict.fromkeys(repeated))}")
     return columns
 
 
-def read_sheet(source, report: ImportReport) -> list[tuple[int, dict]]:
-    """The non-blank data rows of the workbook's first sheet as (Excel row number, {column: value}).
+def _stray_columns(number: int, cells: tuple, columns: dict[int, str]) -> str | None:
+    """The error of a row with values under columns without a header (one per row, naming a few), or None."""
+    stray = [index for index in range(len(cells)) if index not in columns and not _is_blank(cells[index])]
+    if not stray:
+        return None
+    if len(stray) == 1:
+        return f"la columna {get_column_letter(stray[0] + 1)} tiene un valor pero no tiene encabezado"
+    named = ", ".join(get_column_letter(index + 1) for index in stray[:STRAY_COLUMNS_NAMED])
+    more = f" y {len(stray) - STRAY_COLUMNS_NAMED} más" if len(stray) > STRAY_COLUMNS_NAMED else ""
+    return f"las columnas {named}{more} tienen valores pero no tienen encabezado"
 
-    Header problems and values under columns without a header go to `report`; SheetError when the
-    file cannot be read at all.
+
+def read_sheet(source, report: ImportReport) -> list[tuple[int, dict, str | None]]:
+    """The non-blank data rows of the workbook's first sheet as (Excel row number, {column: value},
+    the row's error about values under columns without a header, or None).
+
+    Header problems go to `report`; SheetError when the file cannot be read at all. Reading stops
+    (`report.stopped_at`) at the first row past MAX_REPORTED_ERRORS rows with such values: each of
+    those cells costs the parser time, and the list could not show more errors anyway.
     """
     workbook = _open_sheet(_read_bytes(source))
     try:
@@ -150,17 +195,18 @@ def read_sheet(source, report: ImportReport) -> list[tuple[int, dict]]:
         columns = _header_map(header, report)
         if report.errors:
             return []
-        found = []
+        found, stray_rows = [], 0
         for number, cells in enumerate(rows, start=2):
             if all(_is_blank(value) for value in cells):
                 continue
             if len(found) == MAX_IMPORT_ROWS:
                 raise SheetError(f"La hoja tiene más de {MAX_IMPORT_ROWS} reglas; divídala en varios archivos.")
-            for index, value in enumerate(cells):
-                if index not in columns and not _is_blank(value):
-                    report.errors.append((number, f"la columna {get_column_letter(index + 1)} tiene un valor "
-                                                  "pero no tiene encabezado"))
-            found.append((number, {columns[i]: value for i, value in enumerate(cells) if i in columns}))
+            stray = _stray_columns(number, cells, columns)
+            found.append((number, {columns[i]: value for i, value in enumerate(cells) if i in columns}, stray))
+            stray_rows += stray is not None
+            if stray_rows > MAX_REPORTED_ERRORS:
+                report.stopped_at = number
+                break
         return found
     finally:
         workbook.close()
@@ -177,7 +223,8 @@ def _prepare_row(number: int, raw: dict, steps: set[str], handlers, report: Impo
     values, errors = validate_rule(raw, steps, handlers, has_media=media is not None or media_error is not None)
     if media_error:
         errors.setdefault("media_url", media_error)
-    report.errors.extend((number, f"{name}: {reason}") for name, reason in errors.items())
+    for name, reason in errors.items():
+        report.add(number, f"{name}: {reason}")
     return values, media
 
 
@@ -185,22 +232,26 @@ def import_rules(source, merge: bool = False, known_handlers: Iterable[str] | No
     """Load rules from an .xlsx (path or binary file), all or nothing.
 
     Replace mode (default) deletes the current rules and inserts the sheet's; merge mode adds them.
-    On any error nothing changes and the report lists every bad row with its reason.
+    On any error nothing changes and the report lists the bad rows with their reasons, in row
+    order, up to MAX_REPORTED_ERRORS (the rest are counted).
     """
     report = ImportReport(merge=merge)
     try:
         rows = read_sheet(source, report)
     except SheetError as error:
-        report.errors.append((None, str(error)))
+        report.add(None, str(error))
         return report
     if not rows:
         if not report.errors:
-            report.errors.append((None, "La hoja no tiene reglas debajo de los encabezados."))
+            report.add(None, "La hoja no tiene reglas debajo de los encabezados.")
         return report
     handlers = frozenset(known_handlers) if known_handlers is not None else known_handler_names()
-    steps = {as_text(raw.get("step")).strip() for _, raw in rows} | (step_names() if merge else set())
-    prepared = [_prepare_row(number, raw, steps, handlers, report) for number, raw in rows]
-    report.errors.sort(key=lambda error: error[0] or 0)
+    steps = {as_text(raw.get("step")).strip() for _, raw, _ in rows} | (step_names() if merge else set())
+    prepared = []
+    for number, raw, stray in rows:
+        if stray:
+            report.add(number, stray)
+        prepared.append(_prepare_row(number, raw, steps, handlers, report))
     if report.errors:
         return report
 
