@@ -169,6 +169,7 @@ def load_config(environ=None) -> dict:
         "MEDIA_MAX_BYTES": _int(env, "MEDIA_MAX_BYTES", 100 * 1024 * 1024, minimum=1),
         "RATELIMIT_STORAGE_URI": redis_url or "memory://",
         "LOGIN_RATE_LIMIT": _text(env, "LOGIN_RATE_LIMIT", "10 per minute"),
+        "LIVE_STREAMS_PER_USER": _int(env, "LIVE_STREAMS_PER_USER", 5, minimum=1),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,
