@@ -7,16 +7,22 @@ slot), and it renews the slot, which otherwise lapses after `SLOT_TTL_SECONDS` (
 release its own). After `MAX_LIFETIME_SECONDS` (less a random tenth, so a restart's reconnections spread out)
 the stream says `reconnect` and ends; the browser's EventSource opens a new one by itself.
 
+Who may see an event is decided once per event and process, for every user with a stream in the process, with
+one query (`Audience`): a hundred open panels cost one query per event, not a hundred.
+
 In production a stream is one idle connection of a gevent worker (see the README), not a request thread.
 """
 import json
 import random
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 
+from sqlalchemy import and_, exists, or_, select
+
 from extensions import db
-from models import User
-from services.access import can_see_chat
+from models import Chat, User, chat_roles, user_roles
 
 HEARTBEAT_SECONDS = 15.0
 SLOT_TTL_SECONDS = 3 * HEARTBEAT_SECONDS + 5
@@ -40,17 +46,18 @@ def open_stream(app, user_id: int) -> "LiveStream | None":
     token = broker.slots.claim(user_id, app.config["LIVE_STREAMS_PER_USER"], SLOT_TTL_SECONDS)
     if token is None:
         return None
-    return LiveStream(app, user_id, broker, token)
+    return LiveStream(app, user_id, broker, token, app.extensions.setdefault("live_audience", Audience()))
 
 
 class LiveStream:
     """The stream's text; closing it (the server does, when the response ends or the client is gone, even
     before the first write) lets go of its subscription and its slot."""
 
-    def __init__(self, app, user_id: int, broker, token: str):
-        self.user_id, self.slots, self.token, self.closed = user_id, broker.slots, token, False
+    def __init__(self, app, user_id: int, broker, token: str, audience: "Audience"):
+        self.user_id, self.slots, self.token, self.audience, self.closed = user_id, broker.slots, token, audience, False
+        audience.join(user_id)  # before subscribing: every event this stream receives is decided for its user
         self.subscription = broker.subscribe()
-        self._text = _stream(app, user_id, self.slots, token, self.subscription)
+        self._text = _stream(app, user_id, self.slots, token, self.subscription, audience)
 
     def __iter__(self) -> Iterator[str]:
         return self._text
@@ -60,16 +67,17 @@ class LiveStream:
             self.closed = True
             self._text.close()
             self.subscription.close()
+            self.audience.leave(self.user_id)
             self.slots.release(self.user_id, self.token)
 
 
-def _stream(app, user_id: int, slots, token: str, subscription) -> Iterator[str]:
+def _stream(app, user_id: int, slots, token: str, subscription, audience: "Audience") -> Iterator[str]:
     ends_at = time.monotonic() + MAX_LIFETIME_SECONDS * random.uniform(0.9, 1.0)
     yield f"retry: {RETRY_MILLISECONDS}\n\n"
     written = renewed = time.monotonic()
     while (left := ends_at - time.monotonic()) > 0:
         item = subscription.get(timeout=min(left, max(written + HEARTBEAT_SECONDS - time.monotonic(), 0)))
-        if item is not None and _may_see(app, user_id, item):
+        if item is not None and audience.may_see(app, user_id, item):
             yield f"event: {item['type']}\ndata: {json.dumps(item)}\n\n"
         elif time.monotonic() - written >= HEARTBEAT_SECONDS:
             yield ": ping\n\n"
@@ -82,9 +90,45 @@ def _stream(app, user_id: int, slots, token: str, subscription) -> Iterator[str]
     yield "event: reconnect\ndata: {}\n\n"
 
 
-def _may_see(app, user_id: int, item: dict) -> bool:
+class Audience:
+    """The users with a live stream in this process, and which of them may see each event (the rule of
+    services.access.can_see_chat: active admins see every existing chat, agents the chats of their roles)."""
+    REMEMBERED = 256  # events decided; every stream reads an event within moments of the others
+
+    def __init__(self):
+        self._users: Counter[int] = Counter()
+        self._decided: dict[int, tuple[dict, frozenset[int]]] = {}
+        self._lock = threading.Lock()
+
+    def join(self, user_id: int) -> None:
+        with self._lock:
+            self._users[user_id] += 1
+
+    def leave(self, user_id: int) -> None:
+        with self._lock:
+            self._users[user_id] -= 1
+            if self._users[user_id] <= 0:
+                del self._users[user_id]
+
+    def may_see(self, app, user_id: int, item: dict) -> bool:
+        with self._lock:  # the first stream to read an event decides it for all; the others wait for that
+            decided = self._decided.get(id(item))
+            if decided is None or decided[0] is not item:
+                decided = (item, _users_who_may_see(app, item.get("chat_id"), set(self._users)))
+                self._decided[id(item)] = decided
+                while len(self._decided) > self.REMEMBERED:
+                    del self._decided[next(iter(self._decided))]
+        return user_id in decided[1]
+
+
+def _users_who_may_see(app, chat_id, user_ids: set[int]) -> frozenset[int]:
+    if not isinstance(chat_id, int) or not user_ids:
+        return frozenset()
+    through_a_role = exists().where(user_roles.c.user_id == User.id, user_roles.c.role_id == chat_roles.c.role_id,
+                                    chat_roles.c.chat_id == chat_id)
     with app.app_context():
-        user = db.session.get(User, user_id)
-        allowed = user is not None and user.active and can_see_chat(user, item.get("chat_id"))
+        allowed = db.session.scalars(select(User.id).where(
+            User.id.in_(user_ids), User.active.is_(True),
+            or_(and_(User.is_admin.is_(True), exists().where(Chat.id == chat_id)), through_a_role))).all()
         db.session.remove()
-    return allowed
+    return frozenset(allowed)
