@@ -97,8 +97,8 @@ class Audience:
 
     def __init__(self):
         self._users: Counter[int] = Counter()
-        self._decided: dict[int, tuple[dict, frozenset[int]]] = {}
-        self._lock = threading.Lock()
+        self._decisions: dict[int, Decision] = {}
+        self._lock = threading.Lock()  # never held across a query: a stream opening holds a pooled connection
 
     def join(self, user_id: int) -> None:
         with self._lock:
@@ -111,14 +111,30 @@ class Audience:
                 del self._users[user_id]
 
     def may_see(self, app, user_id: int, item: dict) -> bool:
-        with self._lock:  # the first stream to read an event decides it for all; the others wait for that
-            decided = self._decided.get(id(item))
-            if decided is None or decided[0] is not item:
-                decided = (item, _users_who_may_see(app, item.get("chat_id"), set(self._users)))
-                self._decided[id(item)] = decided
-                while len(self._decided) > self.REMEMBERED:
-                    del self._decided[next(iter(self._decided))]
-        return user_id in decided[1]
+        """The first stream to read an event decides it for every user here; the others wait for that."""
+        with self._lock:
+            decision = self._decisions.get(id(item))
+            deciding = decision is None or decision.item is not item
+            if deciding:
+                decision = self._decisions[id(item)] = Decision(item)
+                users = set(self._users)
+                while len(self._decisions) > self.REMEMBERED:
+                    del self._decisions[next(iter(self._decisions))]
+        if deciding:
+            try:
+                decision.allowed = _users_who_may_see(app, item.get("chat_id"), users)
+            finally:
+                decision.done.set()
+        elif not decision.done.wait(60):
+            raise TimeoutError("live update: the decision on an event took over 60 s")
+        if decision.allowed is None:  # the query failed: the streams end, the browsers reconnect and read again
+            raise RuntimeError("live update: could not tell who may see an event")
+        return user_id in decision.allowed
+
+
+class Decision:
+    def __init__(self, item: dict):
+        self.item, self.allowed, self.done = item, None, threading.Event()
 
 
 def _users_who_may_see(app, chat_id, user_ids: set[int]) -> frozenset[int]:
