@@ -288,24 +288,24 @@ def run_target(name, command, args, env, users):
 
 
 def ratio(after, before):
-    return round(after / before, 1) if after and before else None
+    return f"x{after / before:.1f}" if after and before else "n/a (none answered)"
 
 
 def print_report(reports, args):
     print()
     print(f"{'target':<11} {'phase':<9} {'what':<8} {'answered':>8} {'timeouts':>8} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'max ms':>8}")
+          f"{'max ms':>8} {'not sent':>8}")
     for name, report in reports.items():
         for phase, figures in report["phases"].items():
             label = "no stream" if phase == "baseline" else f"{report['streams_open']} open"
             for what in ("health", "webhook"):
                 f = figures[what]
                 print(f"{name:<11} {label:<9} {what:<8} {f['answered']:>4}/{args.requests:<3} {f['timeouts']:>8} "
-                      f"{f['p50_ms'] or '-':>8} {f['p99_ms'] or '-':>8} {f['max_ms'] or '-':>8}")
+                      f"{f['p50_ms'] or '-':>8} {f['p99_ms'] or '-':>8} {f['max_ms'] or '-':>8} {f['not_sent']:>8}")
         for what in ("health", "webhook"):
             base, loaded = report["phases"]["baseline"][what], report["phases"]["streams"][what]
-            print(f"{name:<11} ratio streams/baseline {what}: p50 x{ratio(loaded['p50_ms'], base['p50_ms'])}, "
-                  f"p99 x{ratio(loaded['p99_ms'], base['p99_ms'])}")
+            print(f"{name:<11} ratio streams/baseline {what}: p50 {ratio(loaded['p50_ms'], base['p50_ms'])}, "
+                  f"p99 {ratio(loaded['p99_ms'], base['p99_ms'])}")
         print(f"{name:<11} streams open {report['streams_open']}/{args.streams}, still open at the end "
               f"{report['streams_still_open']}; webhooks answered {report['webhooks_answered']}, stored "
               f"{report['webhooks_stored']}")
