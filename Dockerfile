@@ -34,4 +34,7 @@ USER app
 
 EXPOSE 8000
 
-CMD ["sh", "-c", "flask --app app db upgrade && exec gunicorn -w 2 -k gthread --threads 8 -b 0.0.0.0:8000 'app:create_app()'"]
+# gevent workers: a request waiting on the database, Redis or an open live-update stream (/eventos, one per
+# panel tab, open for minutes) is a greenlet, not a thread, so hundreds of open panels take no request
+# capacity from webhooks and health checks. One worker per core; up to 1000 connections each.
+CMD ["sh", "-c", "flask --app app db upgrade && exec gunicorn -w 2 -k gevent --worker-connections 1000 -b 0.0.0.0:8000 'app:create_app()'"]

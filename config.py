@@ -203,6 +203,7 @@ def load_config(environ=None) -> dict:
         "LOGIN_RATE_LIMIT": login_rate_limit,
         "LOGIN_USER_RATE_LIMIT": _rate_limit(env, "LOGIN_USER_RATE_LIMIT", login_rate_limit),
         "TRUSTED_PROXIES": _int(env, "TRUSTED_PROXIES", 0),
+        "LIVE_STREAMS_PER_USER": _int(env, "LIVE_STREAMS_PER_USER", 5, minimum=1),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": production,

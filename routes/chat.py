@@ -1,5 +1,4 @@
 """The agents' panel: chat list, conversation, replies, actions, live updates and media."""
-import json
 from datetime import datetime
 
 from flask import (Blueprint, Response, abort, current_app, jsonify, render_template, request,
@@ -9,17 +8,15 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from extensions import db
-from models import User
 from routes import id_arg
-from services import agent
-from services.access import can_see_chat, chat_for, parse_id
+from services import agent, live
+from services.access import chat_for, parse_id
 from services.panel import (CHAT_PAGE, MESSAGE_PAGE, ChatFilter, chat_summary, list_chats, media_file,
                             message_in_chat, messages_after, messages_page, roles_to_filter)
 from services.quick_replies import list_quick_replies
 from services.rules.media import MB, Upload, accepted_files, largest_upload
 
 bp = Blueprint("chat", __name__)
-HEARTBEAT_SECONDS = 15
 # Shown in the page; anything else is downloaded, never rendered as a page of this site.
 INLINE_TYPES = ("audio/", "video/", "image/png", "image/jpeg", "image/gif", "image/webp")
 
@@ -262,27 +259,18 @@ def media(message_id):
 @bp.get("/eventos")
 @login_required
 def events():
-    """Server-Sent Events: every change to a chat this user may see, as it happens."""
-    user_id = current_user.id
+    """Server-Sent Events: every change to a chat this user may see, as it happens (services.live).
+    `?comprobar=1` only tells whether a stream may open now: 200, or 429 when the user has the maximum."""
     app = current_app._get_current_object()
-    subscription = app.extensions["events"].subscribe()
-
-    def stream():
-        try:
-            yield "retry: 2000\n\n"
-            while True:
-                item = subscription.get(timeout=HEARTBEAT_SECONDS)
-                if item is None:
-                    yield ": ping\n\n"
-                    continue
-                with app.app_context():
-                    user = db.session.get(User, user_id)
-                    allowed = user is not None and user.active and can_see_chat(user, item.get("chat_id"))
-                    db.session.remove()
-                if allowed:
-                    yield f"event: {item['type']}\ndata: {json.dumps(item)}\n\n"
-        finally:
-            subscription.close()
-
-    return Response(stream(), mimetype="text/event-stream",
+    limit = app.config["LIVE_STREAMS_PER_USER"]
+    if request.args.get("comprobar"):
+        in_use = live.stream_slots_in_use(app, current_user.id)
+        if in_use < limit:
+            return jsonify(abiertas=in_use, maximo=limit)
+        stream = None
+    else:
+        stream = live.open_stream(app, current_user.id)
+    if stream is None:
+        return jsonify(error=live.over_limit_message(limit), maximo=limit), 429, {"Retry-After": "30"}
+    return Response(stream, mimetype="text/event-stream",
                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

@@ -8,7 +8,8 @@ service has an image or a build (with its Dockerfile); every depends_on target e
 condition (service_healthy needs a healthcheck on the target); web publishes a port; web and worker
 get DATABASE_URL (mysql+pymysql:// to a compose service), REDIS_URL, JOBS_BACKEND=rq and a required
 SECRET_KEY (${SECRET_KEY:?...}); migrations run in a one-shot service that web and worker wait for
-(service_completed_successfully); named volumes are declared; ${...} interpolations are well formed.
+(service_completed_successfully); named volumes are declared; ${...} interpolations are well formed; the
+web's gunicorn (the Dockerfile's CMD) runs an async worker class, so open live-update streams hold no thread.
 When a working `docker compose` is on PATH, `docker compose config` is run as well.
 
 Prints every problem found and exits 1, or prints one OK line and exits 0.
@@ -20,6 +21,8 @@ import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from web_command import ASYNC_WORKERS, gunicorn_command, option
 
 try:
     import yaml
@@ -227,6 +230,15 @@ def check(path: Path) -> tuple[Problems, dict]:
     expected = dockerfile_port(base) if web.get("build") and not web.get("command") else None
     if ports and expected and expected not in {container_port(p) for p in ports}:
         problems.add("web", f"publishes {ports}, but gunicorn listens on {expected} (Dockerfile)")
+    if web.get("build") and not web.get("command"):
+        try:
+            worker_class = option(gunicorn_command(base / "Dockerfile"), "-k", "--worker-class") or "sync"
+        except (OSError, ValueError) as error:
+            problems.add("web", str(error))
+        else:
+            if worker_class not in ASYNC_WORKERS:
+                problems.add("web", f"gunicorn runs {worker_class} workers: each open /eventos stream would hold one of "
+                                    f"their threads ({', '.join(ASYNC_WORKERS)} does not; see the README)")
 
     for name in APP_SERVICES:
         service = services.get(name)

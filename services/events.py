@@ -3,11 +3,17 @@
 `emit()` records an event on the current database session; once the session commits, the
 events are published to the broker: in-process fan-out by default, Redis pub/sub when
 `REDIS_URL` is set, so every gunicorn worker (and RQ worker) reaches every browser.
+
+Each broker also counts the live-update streams open per user (`slots`): in this process for the local
+broker, in Redis for the Redis one, so that a cap per user holds across gunicorn workers and hosts.
 """
 import json
 import logging
+import math
 import queue
 import threading
+import time
+import uuid
 
 from flask import current_app, has_app_context
 from sqlalchemy import event as sa_event
@@ -58,12 +64,114 @@ class Subscription:
         self.broker.unsubscribe(self)
 
 
+class StreamSlots:
+    """Live-update streams open per user in this process. A slot is held by a token until released or until
+    `ttl` seconds pass without a renewal (a stream renews its slot with every heartbeat)."""
+
+    def __init__(self):
+        self._open: dict[int, dict[str, float]] = {}
+        self._lock = threading.Lock()
+
+    def _alive(self, user_id: int, now: float) -> dict[str, float]:
+        slots = self._open.setdefault(user_id, {})
+        for token in [token for token, until in slots.items() if until <= now]:
+            del slots[token]
+        return slots
+
+    def claim(self, user_id: int, limit: int, ttl: float) -> str | None:
+        """A token for a new stream of `user_id`, or None when `limit` streams are already open."""
+        with self._lock:
+            now = time.monotonic()
+            slots = self._alive(user_id, now)
+            if len(slots) >= limit:
+                return None
+            token = uuid.uuid4().hex
+            slots[token] = now + ttl
+            return token
+
+    def renew(self, user_id: int, token: str, ttl: float) -> None:
+        with self._lock:
+            slots = self._open.get(user_id, {})
+            if token in slots:
+                slots[token] = time.monotonic() + ttl
+
+    def release(self, user_id: int, token: str) -> None:
+        with self._lock:
+            slots = self._open.get(user_id, {})
+            slots.pop(token, None)
+            if not slots:
+                self._open.pop(user_id, None)
+
+    def count(self, user_id: int) -> int:
+        with self._lock:
+            return len(self._alive(user_id, time.monotonic()))
+
+
+# Scores are expiry times on Redis's own clock (TIME), so hosts with skewed clocks agree.
+_NOW = "local t = redis.call('TIME') local now = tonumber(t[1]) + tonumber(t[2]) / 1000000 "
+_CLAIM = _NOW + """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+_RENEW = _NOW + """
+redis.call('ZADD', KEYS[1], 'XX', now + tonumber(ARGV[1]), ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+"""
+_COUNT = _NOW + "redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now) return redis.call('ZCARD', KEYS[1])"
+
+
+class RedisStreamSlots:
+    """The same count kept in Redis (one sorted set per user: token -> expiry), shared by every process.
+    If Redis cannot be reached, this process counts on its own meanwhile rather than refuse the panel."""
+    PREFIX = "whatsapp_ia:live_streams:"
+
+    def __init__(self, redis):
+        self.redis, self.local = redis, StreamSlots()
+        self._claim, self._renew, self._count = (redis.register_script(s) for s in (_CLAIM, _RENEW, _COUNT))
+
+    def claim(self, user_id: int, limit: int, ttl: float) -> str | None:
+        token = uuid.uuid4().hex
+        try:
+            claimed = self._claim(keys=[self.PREFIX + str(user_id)], args=[limit, ttl, token, math.ceil(ttl) + 1])
+        except Exception:
+            log.exception("live-stream slots not counted in Redis; counting in this process")
+            local = self.local.claim(user_id, limit, ttl)
+            return local and "local:" + local
+        return token if claimed else None
+
+    def renew(self, user_id: int, token: str, ttl: float) -> None:
+        if token.startswith("local:"):
+            return self.local.renew(user_id, token[6:], ttl)
+        try:
+            self._renew(keys=[self.PREFIX + str(user_id)], args=[ttl, token, math.ceil(ttl) + 1])
+        except Exception:  # the slot then lapses after ttl; the stream itself goes on
+            log.warning("live-stream slot not renewed in Redis", exc_info=True)
+
+    def release(self, user_id: int, token: str) -> None:
+        if token.startswith("local:"):
+            return self.local.release(user_id, token[6:])
+        try:
+            self.redis.zrem(self.PREFIX + str(user_id), token)
+        except Exception:
+            log.warning("live-stream slot not released in Redis; it lapses by itself", exc_info=True)
+
+    def count(self, user_id: int) -> int:
+        try:
+            return int(self._count(keys=[self.PREFIX + str(user_id)]))
+        except Exception:
+            return self.local.count(user_id)
+
+
 class LocalBroker:
     """Fan-out to the subscribers of this process."""
 
     def __init__(self):
         self._subscribers: set[Subscription] = set()
         self._lock = threading.Lock()
+        self.slots = StreamSlots()
 
     def publish(self, item: dict) -> None:
         self.fan_out(item)
@@ -98,6 +206,7 @@ class RedisBroker(LocalBroker):
         super().__init__()
         from redis import Redis
         self.redis = Redis.from_url(redis_url)
+        self.slots = RedisStreamSlots(self.redis)
         self._listener: threading.Thread | None = None
 
     def publish(self, item: dict) -> None:

@@ -689,11 +689,14 @@
 
   let source = null;
   let wasDown = false;
+  let planned = false;               // the server ended the stream on purpose (its maximum lifetime)
+  let retryDelay = 2000;             // grows while the stream cannot be opened, back to 2 s once it is
 
-  function setLive(state) {
+  function setLive(state, message) {
     el.live.dataset.state = state;
-    el.live.title = state === "ok" ? T("live_ok") : T("live_reconnecting");
-    el.live.textContent = state === "ok" ? "" : T("live_reconnecting");
+    const text = message || (state === "ok" ? T("live_ok") : T("live_reconnecting"));
+    el.live.title = text;
+    el.live.textContent = state === "ok" ? "" : text;
   }
 
   function onEvent(event) {
@@ -727,21 +730,39 @@
     source = new EventSource(cfg.eventsUrl);
     source.addEventListener("open", () => {
       setLive("ok");
+      retryDelay = 2000;
       if (wasDown) resync();
       wasDown = false;
+      planned = false;
     });
+    source.addEventListener("reconnect", () => { planned = true; });
     source.addEventListener("error", () => {
-      setLive("down");
-      wasDown = true;
-      if (source.readyState === EventSource.CLOSED) {  // the browser gave up (e.g. the server was down): we do not
+      wasDown = true;                  // events may be missed until it is open again: resync then
+      if (!planned) setLive("down");
+      if (source.readyState === EventSource.CLOSED) {  // refused (not a stream): the browser does not retry
         source.close();
-        setTimeout(async () => {
-          const { status } = await api("GET", "/api/chats?estado=closed");
-          if (status !== 401) connect();
-        }, 2000);
+        planned = false;
+        setLive("down");
+        setTimeout(reopen, retryDelay);
       }
     });
     for (const type of ["message", "message_update", "chat"]) source.addEventListener(type, onEvent);
+  }
+
+  /* Asks first whether a stream may open: a signed-out user stops, one with every stream in use (429) is told
+     so and waits longer each time, instead of hammering the server. */
+  async function reopen() {
+    const { status, data } = await api("GET", `${cfg.eventsUrl}?comprobar=1`);
+    if (status === 401 || sessionGone) return;
+    retryDelay = Math.min(retryDelay * 2, 60000);
+    if (status === 429) {
+      setLive("down", data && data.error);
+      setTimeout(reopen, Math.max(retryDelay, 15000));
+    } else if (status === 0 || status >= 500) {
+      setTimeout(reopen, retryDelay);
+    } else {
+      connect();
+    }
   }
 
   // --- start -----------------------------------------------------------------------------------
