@@ -12,25 +12,49 @@ from models.types import utcnow
 from services.events import emit
 from services.flow import COMMANDS, HANDLERS, ChatState, FlowEngine, Incoming, Reply, RuleSpec
 from services.outbox import queue_message
+from services.rules import version as rules_version
 from services.text import normalize
 
 log = logging.getLogger(__name__)
 TYPED_KINDS = ("text", "image", "video", "document", "sticker", "location", "contacts", "request_welcome")
 
 
-def rules_for_step(step: str) -> list[RuleSpec]:
+class RuleBook:
+    """Every rule of the bot as the flow engine reads them, by step, as of one version of the rules."""
+
+    def __init__(self, version: int, by_step: dict[str, list[RuleSpec]]):
+        self.version, self.by_step = version, by_step
+
+    def rules_for_step(self, step: str) -> list[RuleSpec]:
+        return self.by_step.get(step, [])
+
+
+def load_rule_book(version: int) -> RuleBook:
+    by_step: dict[str, list[RuleSpec]] = {}
     # Their media in one more query, not one per rule.
-    rules = db.session.scalars(select(Rule).where(Rule.step == step).options(selectinload(Rule.media))).all()
-    return [RuleSpec(step=r.step, input_text=r.input_text, respuesta=r.respuesta or "", tipo=r.tipo,
-                     opciones=r.opciones, siguiente_step=r.siguiente_step, prioridad=r.prioridad,
-                     avanzar=bool(r.avanzar), rol_keyword=r.rol_keyword, handler=r.handler, calculo=r.calculo,
-                     media_url=r.media_url, media_path=r.media[0].path if r.media else None, id=r.id)
-            for r in rules]
+    for r in db.session.scalars(select(Rule).options(selectinload(Rule.media))):
+        by_step.setdefault(r.step, []).append(RuleSpec(
+            step=r.step, input_text=r.input_text, respuesta=r.respuesta or "", tipo=r.tipo, opciones=r.opciones,
+            siguiente_step=r.siguiente_step, prioridad=r.prioridad, avanzar=bool(r.avanzar),
+            rol_keyword=r.rol_keyword, handler=r.handler, calculo=r.calculo, media_url=r.media_url,
+            media_path=r.media[0].path if r.media else None, id=r.id))
+    return RuleBook(version, by_step)
 
 
-def build_engine() -> FlowEngine:
+def rule_book() -> RuleBook:
+    """The rules, read from the database only when their version changed since this process last read them
+    (one small query otherwise)."""
+    cached = current_app.extensions.get("rule_book")
+    version = rules_version.current()
+    if cached is None or cached.version != version:
+        cached = current_app.extensions["rule_book"] = load_rule_book(version)
+    return cached
+
+
+def build_engine(book: RuleBook | None = None) -> FlowEngine:
     config = current_app.config
-    return FlowEngine(rules_for_step, config["INITIAL_STEP"], config["SESSION_TIMEOUT"], COMMANDS, HANDLERS)
+    return FlowEngine((book or rule_book()).rules_for_step, config["INITIAL_STEP"], config["SESSION_TIMEOUT"],
+                      COMMANDS, HANDLERS)
 
 
 def incoming_for(message: Message) -> Incoming | None:
