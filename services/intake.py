@@ -29,6 +29,7 @@ from extensions import db
 from models import Lease, WebhookEvent
 from models.types import utcnow
 from services import forwarding, jobs, metrics
+from services.conversation import answer_stored
 from services.inbound import store_careful, store_fast
 from services import json_input
 from services.meta_payload import ParsedUpdate, clean_text, parse_update
@@ -55,6 +56,7 @@ class DrainResult:
     duplicates: int = 0
     statuses: int = 0
     failed: int = 0
+    answered: int = 0  # customer messages the bot answered in the drain's own transaction
 
 
 def accept(source: str, parsed: ParsedUpdate, raw: str) -> int:
@@ -212,6 +214,7 @@ def _store_events(events: list, holder: str, store) -> list[tuple]:
         outcomes.append((event, parsed, store(parsed)))
     db.session.execute(update(EVENTS).where(EVENTS.c.id.in_([event.id for event in events]))
                        .values(processed_at=now))
+    _answer(outcomes)
     for event, parsed, stored in outcomes:
         rejected = parsed.rejected + stored.rejected
         if rejected:
@@ -220,6 +223,17 @@ def _store_events(events: list, holder: str, store) -> list[tuple]:
     db.session.execute(update(LEASES).where(LEASES.c.name == LEASE, LEASES.c.holder == holder)
                        .values(expires_at=now + timedelta(seconds=LEASE_SECONDS)))
     return outcomes
+
+
+def _answer(outcomes: list[tuple]) -> None:
+    """The bot answers the batch's new customer messages in this same transaction (services.conversation);
+    only the chats it left, and those with replies to send, still need a `process_chat` job, and only the
+    texts it did not tag a sentiment job."""
+    bot = answer_stored([message_id for _, _, stored in outcomes for message_id in stored.customer])
+    for _, _, stored in outcomes:
+        stored.answered = [message_id for message_id in stored.customer if message_id in bot.answered]
+        stored.chats = {chat_id for chat_id in stored.chats if chat_id in bot.left or chat_id in bot.to_send}
+        stored.texts = [message_id for message_id in stored.texts if message_id not in bot.tagged]
 
 
 def _summary(rejected: list[dict]) -> str:
@@ -241,6 +255,7 @@ def _follow_up(outcomes: list[tuple], result: DrainResult) -> None:
         result.stored += stored.stored
         result.duplicates += stored.duplicates
         result.statuses += stored.statuses
+        result.answered += len(stored.answered)
         media += stored.media
         chats.update(dict.fromkeys(sorted(stored.chats)))
         texts += stored.texts
