@@ -193,8 +193,11 @@ def _answer_chat(messages: list[Message], handle, tag, done: BotPass) -> None:
         started = time.perf_counter()
         try:
             with db.session.begin_nested():
-                replied = handle(message)
+                # Set before the handler, whose reply flushes them with its own changes: one UPDATE per row.
                 message.processed_at = utcnow()
+                if tag is not None and message.text and message.type != "edit":
+                    tag(message)
+                replied = handle(message)
         except Exception as error:
             metrics.observe_message(time.perf_counter() - started, "failed")
             log.warning("the bot could not answer message %s in the drain: %r; left to process_chat", message.id,
@@ -207,5 +210,4 @@ def _answer_chat(messages: list[Message], handle, tag, done: BotPass) -> None:
             done.to_send.add(message.chat_id)
         done.answered.add(message.id)
         if tag is not None and message.text and message.type != "edit":
-            tag(message)
             done.tagged.add(message.id)
