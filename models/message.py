@@ -40,6 +40,14 @@ class Lease(db.Model):
     expires_at: Mapped[datetime | None] = mapped_column(DateTime)
 
 
+class Counter(db.Model):
+    """A named number every process can read cheaply: `rules` is bumped by every change to the bot's rules,
+    so each process knows when its cached copy of them is stale (services.rules.version)."""
+    __tablename__ = "counters"
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(BigId, default=0)
+
+
 class Message(db.Model):
     __tablename__ = "messages"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -7,6 +7,7 @@ from services.events import LocalBroker, RedisBroker, install_session_hooks
 from services.graph import GraphClient
 from services.jobs import RqJobs, ThreadJobs
 from services.journal import Journal
+from services.rules import version as rules_version
 from services.sentiment import make_classifier
 from services.transports import make_transport
 
@@ -57,3 +58,4 @@ def init_app(app) -> None:
     app.extensions["sentiment"] = make_classifier(config)
     app.extensions["events"] = RedisBroker(config["REDIS_URL"]) if config["REDIS_URL"] else LocalBroker()
     install_session_hooks()
+    rules_version.install()

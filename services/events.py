@@ -31,11 +31,29 @@ def emit(kind: str, **data) -> None:
     db.session.info.setdefault(PENDING, []).append({"type": kind, **data})
 
 
+def coalesce(events: list[dict]) -> list[dict]:
+    """A transaction's events, one per chat and kind: the panel fetches a chat's new messages in one go on one
+    `message` event (which also refreshes the chat, so its `chat` events go), and each changed message once. A
+    drain batch of many messages then publishes one event per chat, not five per message."""
+    with_messages = {item["chat_id"] for item in events if item["type"] == "message"}
+    kept, seen = [], set()
+    for item in events:
+        if item["type"] == "chat" and item["chat_id"] in with_messages:
+            continue
+        key = (item["type"], item.get("chat_id"), item.get("message_id") if item["type"] == "message_update" else None)
+        if key not in seen:
+            seen.add(key)
+            kept.append(item)
+    return kept
+
+
 def _after_commit(session: Session) -> None:
+    if session.in_nested_transaction():  # a savepoint released: its events wait for the real commit
+        return
     events = session.info.pop(PENDING, None)
     if events and has_app_context() and "events" in current_app.extensions:
         broker = current_app.extensions["events"]
-        for item in events:
+        for item in coalesce(events):
             broker.publish(item)
 
 

@@ -39,6 +39,8 @@ class ReceiveResult:
     media: list[int] = field(default_factory=list)
     texts: list[int] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)  # as ParsedUpdate.rejected: parts not stored, and why
+    answered: list[int] = field(default_factory=list)  # the customer messages the bot answered in the drain
+    to_send: set[int] = field(default_factory=set)  # chats with replies the drain queued (services.sender)
 
 
 def _chat_ids() -> dict:

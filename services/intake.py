@@ -29,6 +29,7 @@ from extensions import db
 from models import Lease, WebhookEvent
 from models.types import utcnow
 from services import forwarding, jobs, metrics
+from services.conversation import answer_stored
 from services.inbound import store_careful, store_fast
 from services import json_input
 from services.meta_payload import ParsedUpdate, clean_text, parse_update
@@ -55,6 +56,7 @@ class DrainResult:
     duplicates: int = 0
     statuses: int = 0
     failed: int = 0
+    answered: int = 0  # customer messages the bot answered in the drain's own transaction
 
 
 def accept(source: str, parsed: ParsedUpdate, raw: str) -> int:
@@ -212,6 +214,7 @@ def _store_events(events: list, holder: str, store) -> list[tuple]:
         outcomes.append((event, parsed, store(parsed)))
     db.session.execute(update(EVENTS).where(EVENTS.c.id.in_([event.id for event in events]))
                        .values(processed_at=now))
+    _answer(outcomes)
     for event, parsed, stored in outcomes:
         rejected = parsed.rejected + stored.rejected
         if rejected:
@@ -220,6 +223,18 @@ def _store_events(events: list, holder: str, store) -> list[tuple]:
     db.session.execute(update(LEASES).where(LEASES.c.name == LEASE, LEASES.c.holder == holder)
                        .values(expires_at=now + timedelta(seconds=LEASE_SECONDS)))
     return outcomes
+
+
+def _answer(outcomes: list[tuple]) -> None:
+    """The bot answers the batch's new customer messages in this same transaction (services.conversation);
+    only the chats it left still need a `process_chat` job, the chats with replies one sender job
+    (services.sender), and only the texts it did not tag a sentiment job."""
+    bot = answer_stored([message_id for _, _, stored in outcomes for message_id in stored.customer])
+    for _, _, stored in outcomes:
+        stored.answered = [message_id for message_id in stored.customer if message_id in bot.answered]
+        stored.to_send = {chat_id for chat_id in stored.chats if chat_id in bot.to_send and chat_id not in bot.left}
+        stored.chats = {chat_id for chat_id in stored.chats if chat_id in bot.left}
+        stored.texts = [message_id for message_id in stored.texts if message_id not in bot.tagged]
 
 
 def _summary(rejected: list[dict]) -> str:
@@ -235,14 +250,16 @@ def _mark_failed(event_id: int, reason: str) -> None:
 def _follow_up(outcomes: list[tuple], result: DrainResult) -> None:
     """After the commit: queue the downloads, each chat's flow once, the sentiment tags, the forwarding of new
     customer messages; log and count."""
-    media, chats, texts, customer = [], {}, [], []
+    media, chats, texts, customer, to_send = [], {}, [], [], {}
     for event, parsed, stored in outcomes:
         result.events += 1
         result.stored += stored.stored
         result.duplicates += stored.duplicates
         result.statuses += stored.statuses
+        result.answered += len(stored.answered)
         media += stored.media
         chats.update(dict.fromkeys(sorted(stored.chats)))
+        to_send.update(dict.fromkeys(sorted(stored.to_send)))
         texts += stored.texts
         customer += stored.customer
         kind = metrics.webhook_kind(len(stored.stored) + stored.duplicates, stored.statuses)
@@ -252,7 +269,8 @@ def _follow_up(outcomes: list[tuple], result: DrainResult) -> None:
                  stored.duplicates, stored.statuses, ",".join(m.wamid for m in parsed.messages + parsed.statuses))
         for part in parsed.rejected + stored.rejected:
             log.warning("webhook event %s: part set aside at %s: %s", event.id, part["where"], part["reason"])
-    jobs.enqueue_many([("services.media.download_media", (message_id,)) for message_id in media]
+    jobs.enqueue_many(([("services.sender.send_chats", (list(to_send),))] if to_send else [])
                       + [("services.pipeline.process_chat", (chat_id,)) for chat_id in chats]
+                      + [("services.media.download_media", (message_id,)) for message_id in media]
                       + [("services.sentiment.tag_message", (message_id,)) for message_id in texts])
     forwarding.forward_new(customer)

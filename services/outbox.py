@@ -2,6 +2,7 @@
 import json
 import logging
 import mimetypes
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -57,21 +58,19 @@ def first_pending(chat_id: int) -> Message | None:
     return found[0] if found else None
 
 
-def _media_content(message: Message) -> dict:
-    """Content for the transport: an uploaded file becomes a Graph media id (kept for reuse)."""
-    content = message.content_data
+def media_content(content: dict, transport, media_root: str) -> dict:
+    """Content for the transport: an uploaded file becomes a Graph media id (the caller keeps it for reuse)."""
     path = content.get("media_path")
-    if path and not content.get("media_id") and current_app.extensions["transport"].name == "sandbox":
+    if path and not content.get("media_id") and transport.name == "sandbox":
         return {**content, "media_id": LOCAL_PREFIX + path}  # the simulator shows the file from MEDIA_ROOT
     if path and not content.get("media_id"):
-        full = Path(current_app.config["MEDIA_ROOT"]) / path
+        full = Path(media_root) / path
         mime = content.get("mime") or mimetypes.guess_type(full.name)[0] or "application/octet-stream"
-        graph = current_app.extensions["graph"]
+        graph = transport.graph
         with open(full, "rb") as handle:
             answer = graph.request("POST", f"{graph.phone_number_id}/media", data={"messaging_product": "whatsapp",
                                    "type": mime}, files={"file": (full.name, handle, mime)})
-        content["media_id"] = answer["id"]
-        message.content = json.dumps(content, ensure_ascii=False)
+        return {**content, "media_id": answer["id"]}
     return content
 
 
@@ -82,6 +81,68 @@ def _fail(message: Message, code, title: str, detail: str | None = None) -> None
     metrics.observe_send("failed", code)
 
 
+@dataclass
+class Attempt:
+    """How one send went: `wamid` when sent; `error` (SendError, PayloadError or OSError) when not; `content`
+    when an uploaded file got its Graph media id on the way (kept on the message for the next send)."""
+    wamid: str | None = None
+    error: Exception | None = None
+    content: dict | None = None
+
+
+def attempt_send(transport, numero: str, kind: str, text: str | None, content: dict, reply_to: str | None,
+                 media_root: str) -> Attempt:
+    """Hand one message to the transport. Touches no database, so that senders may run it in threads."""
+    from services.transports import SendError
+    from services.whatsapp_payloads import PayloadError
+    try:
+        sendable = media_content(content, transport, media_root)
+        wamid = transport.send(numero, kind, text, sendable, reply_to=reply_to)
+    except (PayloadError, SendError, OSError) as error:
+        return Attempt(error=error)
+    return Attempt(wamid=wamid, content=sendable if sendable.get("media_id") != content.get("media_id")
+                   and transport.name != "sandbox" else None)
+
+
+def record_attempt(message: Message, attempt: Attempt, transport_name: str, delays) -> float | None:
+    """Write how a send went on its message (the caller commits): sent, deferred (the seconds to wait before
+    the next try, returned) or failed with the reason."""
+    from services.transports import SendError, retry_delay
+    from services.whatsapp_payloads import PayloadError
+    now = utcnow()
+    if attempt.content is not None:
+        message.content = json.dumps(attempt.content, ensure_ascii=False)
+    error = attempt.error
+    if isinstance(error, PayloadError):
+        _fail(message, None, f"mensaje inválido: {error}")
+    elif isinstance(error, SendError):
+        message.attempts += 1
+        if error.transient and message.attempts <= len(delays):
+            delay = delays[message.attempts - 1]
+            if error.retry_after or error.code == 131056:  # Meta asked for a wait: honour it
+                delay = max(delay, retry_delay(error, message.attempts - 1))
+            message.next_attempt_at = now + timedelta(seconds=delay)
+            metrics.observe_send("deferred", error.code)
+            log.info("send of message %s deferred %.1fs (attempt %d): %s", message.id, delay, message.attempts,
+                     error)
+            return delay
+        _fail(message, error.code, error.title or str(error), getattr(error, "details", None))
+    elif isinstance(error, OSError):
+        _fail(message, None, f"no se pudo leer el archivo: {error.strerror or error}")
+    else:
+        message.wamid, message.status, message.sent_at = attempt.wamid, "sent", now
+        message.attempts += 1
+        message.next_attempt_at = None
+        if transport_name == "sandbox":
+            # Simulated delivery; a wamid made up here cannot have statuses recorded before it.
+            message.status = "delivered"
+        log.info("sent message=%s chat=%s wamid=%s type=%s", message.id, message.chat_id, attempt.wamid,
+                 message.type)
+        metrics.observe_send("sent")
+    emit("message_update", chat_id=message.chat_id, message_id=message.id)
+    return None
+
+
 def deliver_due(chat_id: int) -> float | None:
     """Send the chat's pending messages in order; the seconds to wait when one must be retried later."""
     transport = current_app.extensions["transport"]
@@ -90,7 +151,7 @@ def deliver_due(chat_id: int) -> float | None:
     # another job is picked up by it or by process_chat's look after releasing the lease.
     while batch := pending_out(chat_id, DELIVER_BATCH):
         for message in batch:
-            delay = _deliver_one(message, chat_id, transport, delays)
+            delay = _deliver_one(message, transport, delays)
             if delay is not None:
                 return delay
         if len(batch) < DELIVER_BATCH:
@@ -98,47 +159,18 @@ def deliver_due(chat_id: int) -> float | None:
     return None
 
 
-def _deliver_one(message: Message, chat_id: int, transport, delays) -> float | None:
+def _deliver_one(message: Message, transport, delays) -> float | None:
     """Send one pending message and commit its outcome; the seconds to wait when it must be retried later."""
-    from services.transports import SendError, retry_delay
-    from services.whatsapp_payloads import PayloadError
     if message.status != "pending":  # changed since the batch was read (expired on commit, reloaded)
         return None
     now = utcnow()
     if message.next_attempt_at and message.next_attempt_at > now:
         return max((message.next_attempt_at - now).total_seconds(), 0.01)
-    try:
-        wamid = transport.send(message.chat.numero, message.type, message.text, _media_content(message),
-                               reply_to=message.context_wamid)
-    except PayloadError as error:
-        _fail(message, None, f"mensaje inválido: {error}")
-    except SendError as error:
-        message.attempts += 1
-        if error.transient and message.attempts <= len(delays):
-            delay = delays[message.attempts - 1]
-            if error.retry_after or error.code == 131056:  # Meta asked for a wait: honour it
-                delay = max(delay, retry_delay(error, message.attempts - 1))
-            message.next_attempt_at = now + timedelta(seconds=delay)
-            db.session.commit()
-            metrics.observe_send("deferred", error.code)
-            log.info("send of message %s deferred %.1fs (attempt %d): %s", message.id, delay, message.attempts,
-                     error)
-            return delay
-        _fail(message, error.code, error.title or str(error), getattr(error, "details", None))
-    except OSError as error:
-        _fail(message, None, f"no se pudo leer el archivo: {error.strerror or error}")
-    else:
-        message.wamid, message.status, message.sent_at = wamid, "sent", now
-        message.attempts += 1
-        message.next_attempt_at = None
-        if getattr(transport, "name", "") == "sandbox":
-            # Simulated delivery; a wamid made up here cannot have statuses recorded before it.
-            message.status = "delivered"
-        else:
-            db.session.flush()
-            apply_recorded_statuses(message)
-        log.info("sent message=%s chat=%s wamid=%s type=%s", message.id, chat_id, wamid, message.type)
-        metrics.observe_send("sent")
-    emit("message_update", chat_id=chat_id, message_id=message.id)
+    attempt = attempt_send(transport, message.chat.numero, message.type, message.text, message.content_data,
+                           message.context_wamid, current_app.config["MEDIA_ROOT"])
+    delay = record_attempt(message, attempt, transport.name, delays)
+    if attempt.wamid and transport.name != "sandbox":
+        db.session.flush()
+        apply_recorded_statuses(message)
     db.session.commit()
-    return None
+    return delay

@@ -118,8 +118,9 @@ def mark_processed(message: Message) -> None:
     message.processed_at = utcnow()
 
 
-def _give_up_after_failure(message_id: int, error: Exception) -> bool:
-    """Count a failed attempt; after MAX_ATTEMPTS the message is set aside so the chat goes on."""
+def count_failure(message_id: int, error: Exception) -> bool:
+    """Count a failed attempt at a message (the caller commits); after MAX_ATTEMPTS the message is set aside so
+    the chat goes on. True when it was."""
     message = db.session.get(Message, message_id)
     message.attempts += 1
     gave_up = message.attempts >= MAX_ATTEMPTS
@@ -128,6 +129,11 @@ def _give_up_after_failure(message_id: int, error: Exception) -> bool:
         message.error_title = f"no procesado: {type(error).__name__}"[:255]
         message.error_detail = str(error)[:2000]
         log.error("message %s (%s) set aside after %d failed attempts", message_id, message.wamid, message.attempts)
+    return gave_up
+
+
+def _give_up_after_failure(message_id: int, error: Exception) -> bool:
+    gave_up = count_failure(message_id, error)
     db.session.commit()
     return gave_up
 

@@ -199,8 +199,8 @@ def recognise(model, wav_path: Path, grammar: list[str] | None = None) -> str:
 
 def closed_inputs(step: str) -> list[str]:
     """The inputs a step accepts when they form a closed set (no `*` rule); [] when the step is open."""
-    from services.conversation import rules_for_step
-    rules = rules_for_step(step)
+    from services.conversation import rule_book
+    rules = rule_book().rules_for_step(step)
     if not rules or any(rule.is_wildcard for rule in rules):
         return []
     words = {}

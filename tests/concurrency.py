@@ -85,12 +85,6 @@ def check_chat_handling(records: list[dict], stored: dict[int, list[int]]) -> No
                 f"chat {chat_id}: message {after['id']} started before {before['id']} ended"
 
 
-def overlaps_across_chats(records: list[dict]) -> int:
-    """How many pairs of handlings of different chats ran at the same time."""
-    return sum(1 for i, a in enumerate(records) for b in records[i + 1:]
-               if a["chat_id"] != b["chat_id"] and a["start"] < b["end"] and b["start"] < a["end"])
-
-
 class Workers:
     """Separate Python processes running tests/concurrency_worker.py against one database.
 

@@ -5,8 +5,9 @@ part, and prints one JSON line with what it did. Modes:
 
 - receive: `threads` threads each accept every body of `bodies` into the intake journal and drain it
   themselves, all released together (this process's job threads drain too); then waits for the jobs.
-- drain: runs `process_chat` for each of `chat_ids` in a loop, handling with a recorder that
-  appends to `record_path`, until told "stop" and nothing of those chats is pending.
+- drain: drains the intake journal (the bot answers in the drain) and runs `process_chat` for each of
+  `chat_ids` in a loop, handling with a recorder that appends to `record_path`, until told "stop" and
+  nothing of those chats is pending.
 """
 import json
 import os
@@ -91,6 +92,11 @@ def drain(app, config: dict, stop: threading.Event) -> dict:
     while True:
         stopping = stop.is_set()
         handled = 0
+        try:
+            with app.app_context():
+                handled += intake.drain().answered
+        except Exception as error:  # noqa: BLE001 - reported to the test
+            errors.append(f"{type(error).__name__}: {error}")
         for chat_id in chat_ids:
             try:
                 with app.app_context():

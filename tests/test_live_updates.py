@@ -237,3 +237,47 @@ def _answers(base: str) -> bool:
         return http(base, "GET", "/api/health", timeout=1)[0] == 200
     except OSError:
         return False
+
+
+def test_a_batch_of_messages_publishes_one_event_per_chat(app):
+    """Ten messages of two customers stored (and answered) by one drain batch reach the panel as one `message`
+    event per chat, not one per message, reply and state change."""
+    from extensions import db
+    from models import WebhookEvent
+    from services import intake
+    subscription = app.extensions["events"].subscribe()
+    try:
+        with app.app_context():
+            for i in range(10):
+                payload = text_payload(f"wamid.BATCH.{i}", numero=("5215500000001", "5215500000002")[i % 2],
+                                       body=f"hola {i}")
+                db.session.add(WebhookEvent(source="meta", kind="text", payload=json.dumps(payload)))
+            db.session.commit()
+            assert intake.drain().answered == 10
+        app.extensions["jobs"].wait_idle(15)
+        received = []
+        while (item := subscription.get(0.2)) is not None:
+            received.append(item)
+    finally:
+        subscription.close()
+    assert sorted((item["type"], item["chat_id"]) for item in received if item["type"] != "message_update") == \
+        [("message", 1), ("message", 2)]
+
+
+def test_events_inside_a_savepoint_wait_for_the_real_commit(app):
+    """A released savepoint is no commit: its events go out only if the whole transaction commits."""
+    from extensions import db
+    subscription = app.extensions["events"].subscribe()
+    try:
+        with app.app_context():
+            with db.session.begin_nested():
+                events.emit("chat", chat_id=7)
+            assert subscription.get(0.1) is None
+            db.session.rollback()
+            assert subscription.get(0.1) is None
+            with db.session.begin_nested():
+                events.emit("chat", chat_id=8)
+            db.session.commit()
+            assert subscription.get(1) == {"type": "chat", "chat_id": 8}
+    finally:
+        subscription.close()

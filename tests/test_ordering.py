@@ -14,7 +14,7 @@ from services import intake
 from services.inbound import find_or_create_chat
 from services.meta_payload import parse_update
 from services.pipeline import MAX_ATTEMPTS
-from tests.concurrency import (Recorder, Workers, at_once, check_chat_handling, overlaps_across_chats, post_signed,
+from tests.concurrency import (Recorder, Workers, at_once, check_chat_handling, post_signed,
                                read_records, serve)
 from tests.conftest import post_webhook, text_payload, wait_for_jobs
 
@@ -38,7 +38,7 @@ def unprocessed(app) -> int:
                                                                Message.processed_at.is_(None))).all())
 
 
-def test_each_customer_in_arrival_order_one_at_a_time_and_customers_in_parallel(make_app):
+def test_each_customer_in_arrival_order_one_at_a_time_and_many_customers_per_batch(make_app):
     app = make_app(JOB_THREADS=6)
     app.extensions["inbound_handler"] = recorder = Recorder(delay=0.004)
     bodies = [json.dumps(text_payload(f"wamid.ORD.{numero}.{i}", numero=numero, body=f"{numero[-1]}-{i}")).encode()
@@ -60,8 +60,9 @@ def test_each_customer_in_arrival_order_one_at_a_time_and_customers_in_parallel(
     stored = stored_inbound(app)
     assert sorted(len(ids) for ids in stored.values()) == [30, 30, 30]
     check_chat_handling(recorder.records, stored)
-    assert overlaps_across_chats(recorder.records) > 0, "different customers were never handled at the same time"
-    assert len({record["thread"] for record in recorder.records}) > 1
+    in_turn = [record["chat_id"] for record in sorted(recorder.records, key=lambda r: r["start"])]
+    assert sum(1 for a, b in zip(in_turn, in_turn[1:]) if a != b) > len(stored), \
+        "customers were answered one after the other, not together in the drain's batches"
     assert unprocessed(app) == 0
 
 
@@ -103,7 +104,8 @@ def test_workers_in_other_processes_keep_each_chat_in_order_and_handle_each_mess
         texts = [r["text"] for r in sorted(records, key=lambda r: r["start"]) if r["chat_id"] == chat_id]
         assert texts == [f"m{i}" for i in range(per_chat)]
     handlers = {record["pid"] for record in records}
-    assert handlers & set(worker_pids) and len(handlers) >= 2, "the chats were not shared between processes"
+    # One drainer at a time answers a batch: any of the processes may have taken every batch.
+    assert handlers & set(worker_pids), "no other process took part"
     assert sum(report["handled"] for report in reports) == \
         sum(1 for record in records if record["pid"] in worker_pids)
     assert unprocessed(app) == 0

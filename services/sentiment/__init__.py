@@ -151,6 +151,24 @@ def classify(text: str | None) -> Sentiment | None:
     return classifier().classify(text)
 
 
+def in_memory_tagger():
+    """For the drain: a function that tags a customer message (a loaded `Message`, its chat joined) in memory,
+    when this app's provider answers in memory (the offline model, or `off`: nothing to tag); None when it is
+    remote (Gemini), which is asked in its own job, `tag_message`, never inside the drain's transaction."""
+    chain = classifier()
+    if chain.setting == "off":
+        return lambda message: None
+    if chain.provider != "local":
+        return None
+
+    def tag(message: Message) -> None:
+        result = chain.classify(message.text)
+        if result is not None:
+            message.sentiment_label, message.sentiment_score = result.label, result.score
+            message.chat.last_sentiment = result.label
+    return tag
+
+
 def tag_message(message_id: int) -> None:
     """Job: store the sentiment of a customer message (its text, else its transcription) and
     make it the chat's last sentiment unless a later message is already tagged."""
@@ -177,4 +195,5 @@ def tag_message(message_id: int) -> None:
              result.provider)
 
 
-__all__ = ["LABELS", "Sentiment", "SentimentClassifier", "classify", "classifier", "make_classifier", "tag_message"]
+__all__ = ["LABELS", "Sentiment", "SentimentClassifier", "classify", "classifier", "in_memory_tagger",
+           "make_classifier", "tag_message"]
