@@ -346,6 +346,10 @@ def count_rows(db_url):
             "messages_out": connection.scalar(text("SELECT COUNT(*) FROM messages WHERE direction='out'")),
             "messages_unprocessed": connection.scalar(
                 text("SELECT COUNT(*) FROM messages WHERE direction='in' AND processed_at IS NULL")),
+            "replies_pending": connection.scalar(
+                text("SELECT COUNT(*) FROM messages WHERE direction='out' AND status='pending'")),
+            "replies_sent": connection.scalar(
+                text("SELECT COUNT(*) FROM messages WHERE direction='out' AND status IN ('sent', 'delivered')")),
             "webhook_events": connection.scalar(text("SELECT COUNT(*) FROM webhook_events")),
             "events_pending": connection.scalar(
                 text("SELECT COUNT(*) FROM webhook_events WHERE processed_at IS NULL")),
@@ -371,12 +375,12 @@ def db_status(db_url):
 
 
 def wait_processed(db_url, timeout):
-    """Seconds until every journaled update was stored and every inbound message went through process_chat
-    (None on timeout)."""
+    """Seconds until every journaled update was stored, every inbound message answered and every reply handed
+    to the transport (None on timeout)."""
     t0 = time.time()
     while time.time() - t0 < timeout:
         counts = count_rows(db_url)
-        if counts["events_pending"] == 0 and counts["messages_unprocessed"] == 0:
+        if counts["events_pending"] == 0 and counts["messages_unprocessed"] == 0 and counts["replies_pending"] == 0:
             return round(time.time() - t0, 2)
         time.sleep(0.25)
     return None
@@ -464,6 +468,7 @@ def bench_one(name, spec, args, env, numbers):
               f"{f', {len(workers)} rq workers' if workers else ''}, "
               f"{args.warmup:g}s warm-up + {args.seconds:g}s measured ...", flush=True)
         load_avg0 = os.getloadavg()[0]
+        started = time.time()
         server0, db0, machine0 = cpu_seconds(tree), cpu_seconds(db_pids), machine_cpu()
         jobs0 = sum(cpu_seconds(process_tree(w.pid), children=True) for w in workers)
         load = run_load(port, numbers, args.concurrency, args.procs, args.warmup, args.seconds, args.rate)
@@ -500,6 +505,8 @@ def bench_one(name, spec, args, env, numbers):
             result["journal_pending_at_load_end"] = at_end["events_pending"]
             if spec.get("drain"):
                 result["drain_seconds"] = wait_processed(args.db_url, args.drain_timeout)
+                # first webhook (warm-up included) -> last reply handed to the transport
+                result["end_to_end_seconds"] = round(time.time() - started, 2)
                 result["db_per_request_incl_drain"] = per_request(db_status(args.db_url), status0, total)
                 jobs_all = sum(cpu_seconds(process_tree(w.pid), children=True) for w in workers) - jobs0
                 result["server_cpu_ms_per_req_incl_drain"] = round(
@@ -507,9 +514,12 @@ def bench_one(name, spec, args, env, numbers):
             after = count_rows(args.db_url)
             result.update(
                 messages_stored=after["messages_in"], bot_replies_stored=after["messages_out"],
+                bot_replies_sent=after["replies_sent"],
                 webhook_events=after["webhook_events"], chats=after["chats"],
                 unprocessed_after=after["messages_unprocessed"],
                 # every 200 is a journaled update; once drained, each is one stored message
+                end_to_end_replies_per_second=round(after["replies_sent"] / result["end_to_end_seconds"], 1)
+                if result.get("end_to_end_seconds") and result.get("drain_seconds") is not None else None,
                 stored_equals_200=after["webhook_events"] == result["answered_200"] and (
                     after["messages_in"] == result["answered_200"] if spec.get("drain") else True))
         return result
@@ -676,6 +686,10 @@ def print_table(report):
                   f"all done in {drain} ({a['unprocessed_after']} left); per webhook incl. drain: "
                   f"{per['Questions']:.1f} statements, {per['Com_commit']:.1f} commits, "
                   f"{a['server_cpu_ms_per_req_incl_drain']:.1f} ms server CPU")
+            if a.get("end_to_end_replies_per_second") is not None:
+                print(f"{name}: end to end: {a['bot_replies_sent']} bot replies handed to the transport in "
+                      f"{a['end_to_end_seconds']} s from the first webhook: "
+                      f"{a['end_to_end_replies_per_second']} replies/s")
     for name, r in rows.items():
         if r["error_samples"]:
             print(f"{name} errors, e.g.: {'; '.join(r['error_samples'])}")
