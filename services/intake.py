@@ -69,7 +69,7 @@ def accept(source: str, parsed: ParsedUpdate, raw: str) -> int:
 
 
 def wake() -> None:
-    jobs.enqueue_once("services.intake.drain")
+    jobs.enqueue_once("intake.drain")
 
 
 def backlog() -> tuple[int, int | None]:
@@ -252,7 +252,7 @@ def _follow_up(outcomes: list[tuple], result: DrainResult) -> None:
                  stored.duplicates, stored.statuses, ",".join(m.wamid for m in parsed.messages + parsed.statuses))
         for part in parsed.rejected + stored.rejected:
             log.warning("webhook event %s: part set aside at %s: %s", event.id, part["where"], part["reason"])
-    jobs.enqueue_many([("services.media.download_media", (message_id,)) for message_id in media]
-                      + [("services.pipeline.process_chat", (chat_id,)) for chat_id in chats]
-                      + [("services.sentiment.tag_message", (message_id,)) for message_id in texts])
+    jobs.enqueue_many([("media.download", (message_id,)) for message_id in media]
+                      + [("chat.process", (chat_id,)) for chat_id in chats]
+                      + [("sentiment.tag", (message_id,)) for message_id in texts])
     forwarding.forward_new(customer)

@@ -171,7 +171,7 @@ def process_chat(chat_id: int) -> int:
             break
         db.session.rollback()
     if retry_in is not None:
-        jobs.enqueue_in(retry_in, "services.pipeline.process_chat", chat_id)
+        jobs.enqueue_in(retry_in, "chat.process", chat_id)
     return handled
 
 
