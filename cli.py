@@ -4,6 +4,7 @@ from flask import current_app
 
 from services.auth import UserError, create_user, ensure_admin
 from services.demo_flow import seed_demo_flow
+from services.jobs import MESSAGES, OUTSIDE, QUEUES
 
 
 def register_commands(app) -> None:
@@ -34,20 +35,32 @@ def register_commands(app) -> None:
             click.echo(f"Flujo de demostración creado ({created} reglas); pruébelo en /simulador.")
 
     @app.cli.command("worker")
-    def worker_command():
-        """Atiende la cola de trabajos en Redis (JOBS_BACKEND=rq)."""
+    @click.option("--queues", default=",".join(QUEUES), show_default=True,
+                  help="Colas que atiende, separadas por comas, en orden de prioridad: mensajes (el bot y sus "
+                       "envíos) y externos (descargas, transcripción, sentimiento, reenvíos, confirmaciones de lectura).")
+    def worker_command(queues):
+        """Atiende colas de trabajos en Redis (JOBS_BACKEND=rq)."""
         from rq import SimpleWorker
 
+        names = [name.strip() for name in queues.split(",") if name.strip()]
+        unknown = [name for name in names if name not in QUEUES]
+        if unknown or not names:
+            raise click.BadParameter(f"{', '.join(unknown) or 'ninguna'}: las colas son {' y '.join(QUEUES)}",
+                                     param_hint="--queues")
         jobs = current_app.extensions["jobs"]
         if current_app.config["JOBS_BACKEND"] != "rq":
             raise click.ClickException("el worker necesita JOBS_BACKEND=rq y REDIS_URL")
-        click.echo(f"{jobs.recover_abandoned()} trabajos abandonados por un worker caído recuperados")
-        from services.intake import wake; wake()  # updates journaled while no worker ran
-        from services.transcription import preload_model; preload_model()  # once, for every job after
+        served = jobs.worker_queues(list(dict.fromkeys(names)))
+        click.echo(f"{jobs.recover_abandoned(served)} trabajos abandonados por un worker caído recuperados")
+        if MESSAGES in names:
+            from services.intake import wake; wake()  # updates journaled while no worker ran
+        if OUTSIDE in names:
+            from services.transcription import preload_model; preload_model()  # once, for every job after
+        click.echo(f"Atendiendo las colas: {', '.join(queue.name for queue in served)}")
         # Jobs run in this process, one after the other: the bot's take milliseconds each, which a fork and a new
         # database connection per job (RQ's Worker) would multiply. A job that kills the process is
         # recovered by the next worker to start (recover_abandoned); the time limit holds (SIGALRM, main thread).
-        SimpleWorker([jobs.queue], connection=jobs.connection).work(with_scheduler=True)
+        SimpleWorker(served, connection=jobs.connection).work(with_scheduler=True)
 
     @app.cli.command("requeue-pending")
     def requeue_pending_command():
@@ -59,7 +72,7 @@ def register_commands(app) -> None:
         from services.media import requeue_stalled; click.echo(requeue_stalled())  # downloads, transcriptions
         chat_ids = pending_chat_ids()
         for chat_id in chat_ids:
-            enqueue("services.pipeline.process_chat", chat_id)
+            enqueue("chat.process", chat_id)
         click.echo(f"{len(chat_ids)} chats encolados")
 
     @app.cli.command("replay-events")

@@ -16,18 +16,18 @@ class DroppedJobs:
     def __init__(self):
         self.dropped = 0
 
-    def enqueue(self, task, *args, retries=3):
+    def enqueue(self, spec, args):
         self.dropped += 1
         return uuid.uuid4().hex
 
-    def enqueue_many(self, calls, retries=3):
-        return [self.enqueue(task, *args, retries=retries) for task, args in calls]
+    def enqueue_many(self, calls):
+        return [self.enqueue(spec, args) for spec, args in calls]
 
-    def enqueue_in(self, delay, task, *args, retries=3):
-        return self.enqueue(task, *args, retries=retries)
+    def enqueue_in(self, delay, spec, args):
+        return self.enqueue(spec, args)
 
-    def enqueue_once(self, task, *args, retries=3):
-        return self.enqueue(task, *args, retries=retries)
+    def enqueue_once(self, spec, args):
+        return self.enqueue(spec, args)
 
     def stats(self):
         return {"backend": "dropped", "dropped": self.dropped}

@@ -47,20 +47,20 @@ class RecordedJobs:
     def __init__(self):
         self.pending = []
 
-    def enqueue(self, task, *args, retries=3):
-        self.pending.append((task, args))
+    def enqueue(self, spec, args):
+        self.pending.append((spec.task, args))
         return "recorded"
 
-    def enqueue_many(self, calls, retries=3):
-        return [self.enqueue(task, *args, retries=retries) for task, args in calls]
+    def enqueue_many(self, calls):
+        return [self.enqueue(spec, args) for spec, args in calls]
 
-    def enqueue_in(self, delay, task, *args, retries=3):
+    def enqueue_in(self, delay, spec, args):
         return "deferred-dropped"
 
-    def enqueue_once(self, task, *args, retries=3):
-        if (task, args) in self.pending:
+    def enqueue_once(self, spec, args):
+        if (spec.task, args) in self.pending:
             return None
-        return self.enqueue(task, *args, retries=retries)
+        return self.enqueue(spec, args)
 
     def stats(self):
         return {"backend": "recorded", "pending": len(self.pending)}

@@ -412,16 +412,17 @@ def wait_for_quiet(max_cores, timeout):
 
 
 def reset_rq_queue(redis_url):
-    """Empty the bench's queue so no job from an earlier run points at truncated rows."""
+    """Empty the bench's queues so no job from an earlier run points at truncated rows."""
     from redis import Redis
     from rq import Queue
 
-    from services.jobs import QUEUE_NAME
-    queue = Queue(QUEUE_NAME, connection=Redis.from_url(redis_url))
-    queue.empty()
-    for registry in (queue.failed_job_registry, queue.scheduled_job_registry, queue.deferred_job_registry):
-        for job_id in registry.get_job_ids():
-            registry.remove(job_id, delete_job=True)
+    from services.jobs import LEGACY_QUEUE, QUEUES
+    for name in (*QUEUES, LEGACY_QUEUE):
+        queue = Queue(name, connection=Redis.from_url(redis_url))
+        queue.empty()
+        for registry in (queue.failed_job_registry, queue.scheduled_job_registry, queue.deferred_job_registry):
+            for job_id in registry.get_job_ids():
+                registry.remove(job_id, delete_job=True)
 
 
 def start_rq_workers(name, count, env):

@@ -3,13 +3,16 @@
 
     .venv/bin/python scripts/check_compose.py [docker-compose.yml]
 
-Checks the structure the deployment relies on: services web, worker, mysql and redis exist; every
+Checks the structure the deployment relies on: services web, mysql and redis exist; every
 service has an image or a build (with its Dockerfile); every depends_on target exists, with a valid
-condition (service_healthy needs a healthcheck on the target); web publishes a port; web and worker
-get DATABASE_URL (mysql+pymysql:// to a compose service), REDIS_URL, JOBS_BACKEND=rq and a required
-SECRET_KEY (${SECRET_KEY:?...}); migrations run in a one-shot service that web and worker wait for
-(service_completed_successfully); named volumes are declared; ${...} interpolations are well formed; the
-web's gunicorn (the Dockerfile's CMD) runs an async worker class, so open live-update streams hold no thread.
+condition (service_healthy needs a healthcheck on the target); web publishes a port; the workers
+(services running `flask --app app worker`) serve every job queue between them (`--queues`, default all),
+and the message path (`mensajes`) has a worker that serves nothing else, so slow outside work never holds
+up the bot; web and the workers get DATABASE_URL (mysql+pymysql:// to a compose service), REDIS_URL,
+JOBS_BACKEND=rq and a required SECRET_KEY (${SECRET_KEY:?...}); migrations run in a one-shot service that
+web and the workers wait for (service_completed_successfully); named volumes are declared; ${...}
+interpolations are well formed; the web's gunicorn (the Dockerfile's CMD) runs an async worker class, so
+open live-update streams hold no thread.
 When a working `docker compose` is on PATH, `docker compose config` is run as well.
 
 Prints every problem found and exits 1, or prints one OK line and exits 0.
@@ -29,8 +32,8 @@ try:
 except ImportError:  # pragma: no cover - depends on the environment
     sys.exit("check_compose: PyYAML is not installed (pip install PyYAML)")
 
-REQUIRED_SERVICES = ("web", "worker", "mysql", "redis")
-APP_SERVICES = ("web", "worker")
+REQUIRED_SERVICES = ("web", "mysql", "redis")
+MESSAGES, QUEUES = "mensajes", ("mensajes", "externos")  # services.jobs.MESSAGES, QUEUES
 CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
 NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 BRACED = re.compile(r"\$\{(" + NAME + r")(?:(:?[-?+])([^}]*))?\}")
@@ -114,6 +117,21 @@ def resolve_defaults(value: str) -> str:
             return argument
         return "x"
     return BRACED.sub(replace, value)
+
+
+def worker_queues(service: dict) -> list[str] | None:
+    """The queues a service's `flask --app app worker [--queues a,b]` serves, or None when it runs no worker."""
+    command = service.get("command")
+    words = [str(word) for word in command] if isinstance(command, list) else str(command or "").split()
+    if "worker" not in words or "flask" not in words:
+        return None
+    queues = ",".join(QUEUES)
+    for index, word in enumerate(words):
+        if word == "--queues" and index + 1 < len(words):
+            queues = words[index + 1]
+        elif word.startswith("--queues="):
+            queues = word.split("=", 1)[1]
+    return [queue.strip() for queue in queues.split(",") if queue.strip()]
 
 
 def check_build(name: str, service: dict, base: Path, problems: Problems) -> None:
@@ -240,7 +258,22 @@ def check(path: Path) -> tuple[Problems, dict]:
                 problems.add("web", f"gunicorn runs {worker_class} workers: each open /eventos stream would hold one of "
                                     f"their threads ({', '.join(ASYNC_WORKERS)} does not; see the README)")
 
-    for name in APP_SERVICES:
+    workers = {name: worker_queues(service) for name, service in services.items()
+               if isinstance(service, dict) and worker_queues(service) is not None}
+    if not workers:
+        problems.add(where, "no service runs `flask --app app worker`")
+    for name, queues in workers.items():
+        for queue in sorted(set(queues) - set(QUEUES)):
+            problems.add(name, f"serves queue {queue!r}, which is not one of {', '.join(QUEUES)}")
+    served = {queue for queues in workers.values() for queue in queues}
+    for queue in QUEUES:
+        if workers and queue not in served:
+            problems.add(where, f"no worker serves the queue {queue!r} (flask --app app worker --queues ...)")
+    if workers and not any(queues == [MESSAGES] for queues in workers.values()):
+        problems.add(where, f"the queue {MESSAGES!r} needs a worker of its own (--queues {MESSAGES}): a worker that "
+                            "also serves outside work can be held up by a slow outside service")
+
+    for name in ["web", *workers]:
         service = services.get(name)
         if not isinstance(service, dict):
             continue
@@ -273,9 +306,6 @@ def check(path: Path) -> tuple[Problems, dict]:
             problems.add(name, "must depend on a one-shot service running `flask --app app db upgrade` "
                                "with condition: service_completed_successfully")
 
-    worker = services.get("worker")
-    if isinstance(worker, dict) and "worker" not in command_text(worker.get("command")):
-        problems.add("worker", "command must run `flask --app app worker`")
     mysql = services.get("mysql")
     if isinstance(mysql, dict):
         if mysql.get("image") and not str(mysql["image"]).startswith(("mariadb", "mysql")):

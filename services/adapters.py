@@ -4,9 +4,12 @@ from sqlalchemy.engine import Engine
 
 from services.conversation import respond
 from services.events import LocalBroker, RedisBroker, install_session_hooks
+from services.forwarding import TIMEOUT as FORWARD_TIMEOUT
 from services.graph import GraphClient
-from services.jobs import RqJobs, ThreadJobs
+from services.job_backends import RqJobs, ThreadJobs
+from services.jobs import MESSAGES, OUTSIDE
 from services.journal import Journal
+from services.outside import CallLimits
 from services.rules import version as rules_version
 from services.sentiment import make_classifier
 from services.transports import make_transport
@@ -49,13 +52,18 @@ def init_app(app) -> None:
     app.extensions["graph"] = GraphClient(config["GRAPH_API_URL"], config["GRAPH_API_VERSION"],
                                           config["META_TOKEN"], config["PHONE_NUMBER_ID"])
     if config["JOBS_BACKEND"] == "rq":
-        app.extensions["jobs"] = RqJobs(config["REDIS_URL"], config["JOB_RETRY_DELAYS"])
+        app.extensions["jobs"] = RqJobs(config["REDIS_URL"])
     else:
-        app.extensions["jobs"] = ThreadJobs(app, config["JOB_THREADS"], config["JOB_RETRY_DELAYS"])
+        threads = {MESSAGES: config["JOB_THREADS"], OUTSIDE: config["OUTSIDE_JOB_THREADS"]}
+        app.extensions["jobs"] = ThreadJobs(app, threads)
+    # A caller waits for a turn about as long as one call may take, then its job tries again later.
+    app.extensions["outside_calls"] = calls = CallLimits(config["OUTSIDE_JOB_THREADS"], {
+        "graph": config["MEDIA_READ_TIMEOUT_SEC"], "twilio": config["MEDIA_READ_TIMEOUT_SEC"],
+        "forwarding": FORWARD_TIMEOUT[1], "gemini": config["GEMINI_TIMEOUT_SEC"]})
     app.extensions["journal"] = Journal(app)
     app.extensions["transport"] = make_transport(config, app.extensions["graph"])
     app.extensions["inbound_handler"] = respond
-    app.extensions["sentiment"] = make_classifier(config)
+    app.extensions["sentiment"] = make_classifier(config, calls.limits["gemini"])
     app.extensions["events"] = RedisBroker(config["REDIS_URL"]) if config["REDIS_URL"] else LocalBroker()
     install_session_hooks()
     rules_version.install()

@@ -15,6 +15,7 @@ from models.types import utcnow
 from services import jobs
 from services.events import emit
 from services.outbox import queue_message
+from services.outside import turn
 from services.panel import window_open
 from services.quick_replies import get_quick_reply, whatsapp_kind
 from services.rules import media as stored_files
@@ -30,7 +31,7 @@ class ActionError(ValueError):
 
 
 def _deliver(chat_id: int) -> None:
-    jobs.enqueue("services.pipeline.process_chat", chat_id)
+    jobs.enqueue("chat.process", chat_id)
 
 
 def take_over(chat: Chat, agent_id: int) -> None:
@@ -79,12 +80,15 @@ def mark_read(chat: Chat) -> None:
     emit("chat", chat_id=chat.id)
     db.session.commit()
     if last:
-        jobs.enqueue("services.agent.send_read_receipt", last, retries=1)
+        jobs.enqueue("agent.read_receipt", last)
 
 
+@jobs.task("agent.read_receipt", queue=jobs.OUTSIDE, retries=1, aliases=("services.agent.send_read_receipt",))
 def send_read_receipt(wamid: str) -> None:
+    """Job: tell WhatsApp a customer message was read (the blue ticks)."""
     from flask import current_app
-    current_app.extensions["transport"].mark_read(wamid)
+    with turn("graph"):
+        current_app.extensions["transport"].mark_read(wamid)
 
 
 def _check_window(chat: Chat, kind: str) -> None:

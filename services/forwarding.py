@@ -11,6 +11,7 @@ from extensions import db
 from models import Message
 from services import jobs
 from services.exports import message_record
+from services.outside import turn
 
 log = logging.getLogger(__name__)
 TIMEOUT = (5, 15)  # connect, read (seconds)
@@ -26,7 +27,7 @@ def forward_new(message_ids: list[int]) -> None:
     """Queue the forwarding of just-stored customer messages (nothing when no URL is configured)."""
     if current_app.config["FORWARD_WEBHOOK_URL"]:
         for message_id in message_ids:
-            jobs.enqueue("services.forwarding.forward_message", message_id, retries=RETRIES)
+            jobs.enqueue("forwarding.forward", message_id)
 
 
 def payload(message: Message) -> dict:
@@ -35,14 +36,17 @@ def payload(message: Message) -> dict:
             "message": message_record(message)}
 
 
+@jobs.task("forwarding.forward", queue=jobs.OUTSIDE, retries=RETRIES, aliases=("services.forwarding.forward_message",))
 def forward_message(message_id: int) -> None:
+    """Job: post one stored customer message to FORWARD_WEBHOOK_URL (at most OUTSIDE_JOB_THREADS at once)."""
     message = db.session.get(Message, message_id)
     if message is None:
         raise jobs.PermanentJobError(f"el mensaje {message_id} ya no existe")
     url = current_app.config["FORWARD_WEBHOOK_URL"]
     try:
-        response = requests.post(url, json=payload(message), timeout=TIMEOUT,
-                                 headers={"User-Agent": "WhatsApp-IA", "X-WhatsApp-IA-Event": "message"})
+        with turn("forwarding"):
+            response = requests.post(url, json=payload(message), timeout=TIMEOUT,
+                                     headers={"User-Agent": "WhatsApp-IA", "X-WhatsApp-IA-Event": "message"})
     except requests.RequestException as error:
         raise ForwardError(f"{type(error).__name__}: {error}") from None
     if response.status_code >= 500 or response.status_code in RETRIED:

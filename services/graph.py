@@ -96,23 +96,25 @@ class GraphClient:
                           fbtrace_id=error.get("fbtrace_id"),
                           retry_after=_retry_after(response.headers.get("Retry-After")))
 
-    def request(self, method: str, path: str, **kwargs) -> dict:
+    def request(self, method: str, path: str, timeout=None, **kwargs) -> dict:
+        """One Graph call; `timeout` (seconds, or (connect, read)) replaces the client's own."""
         try:
             response = self.session.request(method, self.url(path), headers=self._headers(),
-                                             timeout=self.timeout, **kwargs)
+                                             timeout=timeout or self.timeout, **kwargs)
         except requests.RequestException as error:
             raise GraphError(f"Graph API no responde: {type(error).__name__}") from error
         return self._json(response)
 
-    def media_info(self, media_id: str) -> dict:
+    def media_info(self, media_id: str, timeout=None) -> dict:
         """`GET /{media-id}`: url, mime_type, file_size, sha256 of a media object."""
         params = {"phone_number_id": self.phone_number_id} if self.phone_number_id else None
-        return self.request("GET", media_id, params=params)
+        return self.request("GET", media_id, timeout=timeout, params=params)
 
-    def download(self, url: str):
-        """Stream a media URL with the bearer token; the caller closes the response."""
+    def download(self, url: str, timeout=None):
+        """Stream a media URL with the bearer token; the caller closes the response. `timeout` (seconds, or
+        (connect, read): the read timeout bounds each wait for more bytes) replaces the client's own."""
         try:
-            response = self.session.get(url, headers=self._headers(), timeout=self.timeout, stream=True)
+            response = self.session.get(url, headers=self._headers(), timeout=timeout or self.timeout, stream=True)
         except requests.RequestException as error:
             raise GraphError(f"descarga fallida: {type(error).__name__}") from error
         if response.status_code >= 400:

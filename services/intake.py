@@ -28,10 +28,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from extensions import db
 from models import Lease, WebhookEvent
 from models.types import utcnow
-from services import forwarding, jobs, metrics
+from services import forwarding, jobs, json_input, metrics
 from services.conversation import answer_stored
 from services.inbound import store_careful, store_fast
-from services import json_input
 from services.meta_payload import ParsedUpdate, clean_text, parse_update
 from services.transactions import in_transaction
 from services.twilio_payload import parse_form
@@ -71,7 +70,7 @@ def accept(source: str, parsed: ParsedUpdate, raw: str) -> int:
 
 
 def wake() -> None:
-    jobs.enqueue_once("services.intake.drain")
+    jobs.enqueue_once("intake.drain")
 
 
 def backlog() -> tuple[int, int | None]:
@@ -81,6 +80,7 @@ def backlog() -> tuple[int, int | None]:
     return waiting, None if oldest is None else max(0, int((utcnow() - oldest).total_seconds()))
 
 
+@jobs.task("intake.drain", queue=jobs.MESSAGES, aliases=("services.intake.drain",))
 def drain() -> DrainResult:
     """Store every pending event, batch by batch, while holding the intake lease (see the module)."""
     holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
@@ -269,8 +269,8 @@ def _follow_up(outcomes: list[tuple], result: DrainResult) -> None:
                  stored.duplicates, stored.statuses, ",".join(m.wamid for m in parsed.messages + parsed.statuses))
         for part in parsed.rejected + stored.rejected:
             log.warning("webhook event %s: part set aside at %s: %s", event.id, part["where"], part["reason"])
-    jobs.enqueue_many(([("services.sender.send_chats", (list(to_send),))] if to_send else [])
-                      + [("services.pipeline.process_chat", (chat_id,)) for chat_id in chats]
-                      + [("services.media.download_media", (message_id,)) for message_id in media]
-                      + [("services.sentiment.tag_message", (message_id,)) for message_id in texts])
+    jobs.enqueue_many(([("outbox.send", (list(to_send),))] if to_send else [])
+                      + [("chat.process", (chat_id,)) for chat_id in chats]
+                      + [("media.download", (message_id,)) for message_id in media]
+                      + [("sentiment.tag", (message_id,)) for message_id in texts])
     forwarding.forward_new(customer)

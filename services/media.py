@@ -4,7 +4,6 @@ import logging
 import mimetypes
 import os
 import tempfile
-import time
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -17,7 +16,8 @@ from extensions import db
 from models import Message
 from services.events import emit
 from services.graph import GraphError
-from services.jobs import PermanentJobError, enqueue
+from services.jobs import OUTSIDE, PermanentJobError, TransientJobError, enqueue, task
+from services.outside import turn
 from services.twilio_payload import MEDIA_PREFIX as TWILIO_PREFIX
 
 log = logging.getLogger(__name__)
@@ -29,7 +29,6 @@ ACCEPTED = {"image": ("image/",), "audio": ("audio/", "video/ogg", "application/
 CHUNK = 64 * 1024
 LOCAL_PREFIX = "local:"  # media id of a file already under MEDIA_ROOT (the simulator's uploads)
 LOCAL_DIR = "simulator"  # the only folder a local media id may name (services.simulator.MEDIA_DIR)
-TWILIO_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -64,13 +63,26 @@ def check_media(kind: str, mime: str, size: int | None) -> str | None:
     return None
 
 
+def timeout() -> tuple[float, float]:
+    """(connect, read) seconds for a media download: MEDIA_CONNECT_TIMEOUT_SEC, MEDIA_READ_TIMEOUT_SEC."""
+    config = current_app.config
+    return config["MEDIA_CONNECT_TIMEOUT_SEC"], config["MEDIA_READ_TIMEOUT_SEC"]
+
+
+def _record_failure(message_id: int, reason: str) -> None:
+    """The message's media failed for good: say why, and let a voice note's chat go on without it."""
+    message = db.session.get(Message, message_id)
+    if message is None or message.media_status == "ok":
+        db.session.rollback()
+        return
+    message.media_status = "failed"
+    message.media_error = reason[:255]
+    db.session.commit()
+    _after_media(message)
+
+
 def _fail(media: MediaRef, reason: str) -> None:
-    message = db.session.get(Message, media.message_id)
-    if message is not None:
-        message.media_status = "failed"
-        message.media_error = reason[:255]
-        db.session.commit()
-        _after_media(message)
+    _record_failure(media.message_id, reason)
     log.warning("media %s of message %s (%s) failed: %s", media.media_id, media.message_id, media.wamid, reason)
     raise PermanentJobError(reason)
 
@@ -96,11 +108,14 @@ def _stream_to_file(response, limit: int, directory: Path) -> tuple[Path, int, s
     return Path(handle.name), size, digest.hexdigest()
 
 
+@task("media.download", queue=OUTSIDE, retries=3, delays="MEDIA_RETRY_DELAYS",
+      aliases=("services.media.download_media",))
 def download_media(message_id: int) -> None:
     """Fetch a message's media (Graph `GET /{media-id}`, then the file), check it and keep it.
 
-    Timeouts, 5xx and expired URLs are tried again with backoff; after the last try, or on a
-    permanent refusal, the message says why (`media_status="failed"`, `media_error`).
+    Timeouts, 5xx and expired URLs fail the attempt with a TransientJobError: the job is tried again
+    after MEDIA_RETRY_DELAYS. After the last try, or on a permanent refusal, the message says why
+    (`media_status="failed"`, `media_error`).
     """
     message = db.session.get(Message, message_id)
     if message is None or not message.media_id or message.media_status == "ok":
@@ -108,27 +123,34 @@ def download_media(message_id: int) -> None:
     if message.media_id.startswith(LOCAL_PREFIX):
         return _use_local_file(message)
     media = MediaRef(message.id, message.chat_id, message.wamid, message.type, message.media_id, message.media_mime)
-    fetch = _download
+    fetch, service = _download, "graph"
     if message.media_id.startswith(TWILIO_PREFIX):
         content = message.content_data
-        fetch = partial(_download_twilio, content.get("media_url") or "", content.get("account_sid"))
-    # No transaction stays open while we talk to Graph or wait to retry: on SQLite an open
-    # transaction holds the write lock, and every webhook would wait for the download.
+        fetch, service = partial(_download_twilio, content.get("media_url") or "", content.get("account_sid")), "twilio"
+    # No transaction stays open while we talk to Graph: on SQLite an open transaction holds the write
+    # lock, and every webhook would wait for the download.
     db.session.rollback()
-    delays = list(current_app.config["MEDIA_RETRY_DELAYS"])
-    while True:
-        try:
-            return fetch(media)
-        except GraphError as error:
-            if not (error.transient or error.status == 404) or not delays:
-                _fail(media, f"no se pudo descargar: {error}")
-            log.info("media %s of message %s: %s; trying again", media.media_id, media.message_id, error)
-            time.sleep(delays.pop(0))
+    try:
+        with turn(service):
+            fetch(media)
+    except GraphError as error:
+        if not (error.transient or error.status == 404):
+            _fail(media, f"no se pudo descargar: {error}")
+        log.info("media %s of message %s: %s; to be tried again", media.media_id, media.message_id, error)
+        raise TransientJobError(f"no se pudo descargar: {error}") from error
+
+
+def _download_gave_up(message_id: int, reason: str) -> None:
+    _record_failure(message_id, reason)
+    log.warning("media of message %s failed after its retries: %s", message_id, reason)
+
+
+download_media.gave_up = _download_gave_up
 
 
 def _download(media: MediaRef) -> None:
     graph = current_app.extensions["graph"]
-    info = graph.media_info(media.media_id)
+    info = graph.media_info(media.media_id, timeout=timeout())
     mime = info.get("mime_type") or media.mime or ""
     declared = info.get("file_size")
     reason = check_media(media.kind, mime, int(declared) if str(declared or "").isdigit() else None)
@@ -136,7 +158,7 @@ def _download(media: MediaRef) -> None:
         _fail(media, reason)
     if not info.get("url"):
         _fail(media, "Graph no devolvió la URL del archivo")
-    _keep(media, graph.download(info["url"]), mime, str(info.get("sha256") or "").lower())
+    _keep(media, graph.download(info["url"], timeout=timeout()), mime, str(info.get("sha256") or "").lower())
 
 
 def twilio_media_allowed(url: str) -> bool:
@@ -153,7 +175,7 @@ def _download_twilio(url: str, account_sid: str | None, media: MediaRef) -> None
     token = current_app.config["TWILIO_AUTH_TOKEN"]
     try:
         response = requests.get(url, auth=(account_sid, token) if account_sid and token else None,
-                                timeout=TWILIO_TIMEOUT, stream=True)
+                                timeout=timeout(), stream=True)
     except requests.RequestException as error:
         raise GraphError(f"Twilio no responde: {type(error).__name__}") from error
     if response.status_code >= 400:
@@ -234,7 +256,7 @@ def _after_media(message: Message) -> None:
     if not transcription.needs_transcription(message):
         return
     if message.media_status == "ok":
-        enqueue("services.transcription.transcribe_message", message.id)
+        enqueue("transcription.transcribe", message.id)
     else:
         transcription.mark_not_transcribed(message.id, f"audio no descargado ({message.media_error})")
 
@@ -254,7 +276,7 @@ def requeue_stalled(limit: int = 1000) -> str:
                                  | (Message.transcription_status == transcription.PENDING)).limit(limit)))
     db.session.rollback()
     for message_id in downloads:
-        enqueue("services.media.download_media", message_id)
+        enqueue("media.download", message_id)
     for message_id in notes:
-        enqueue("services.transcription.transcribe_message", message_id)
+        enqueue("transcription.transcribe", message_id)
     return f"{len(downloads)} descargas y {len(notes)} transcripciones encoladas"

@@ -138,6 +138,7 @@ def _give_up_after_failure(message_id: int, error: Exception) -> bool:
     return gave_up
 
 
+@jobs.task("chat.process", queue=jobs.MESSAGES, aliases=("services.pipeline.process_chat",))
 def process_chat(chat_id: int) -> int:
     """Handle every pending inbound message of a chat in order, sending what is due after each one.
 
@@ -177,7 +178,7 @@ def process_chat(chat_id: int) -> int:
             break
         db.session.rollback()
     if retry_in is not None:
-        jobs.enqueue_in(retry_in, "services.pipeline.process_chat", chat_id)
+        jobs.enqueue_in(retry_in, "chat.process", chat_id)
     return handled
 
 

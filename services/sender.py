@@ -33,6 +33,7 @@ SEND_THREADS = 8  # chats sent to at the same time by one job (the cloud transpo
 LEASES = ChatLease.__table__
 
 
+@jobs.task("outbox.send", queue=jobs.MESSAGES, aliases=("services.sender.send_chats",))
 def send_chats(chat_ids: list[int]) -> int:
     """Job: send the due replies of these chats (see the module); how many messages were handed over."""
     holder = f"sender:{uuid.uuid4().hex}"
@@ -53,9 +54,9 @@ def send_chats(chat_ids: list[int]) -> int:
         db.session.commit()
         raise
     for chat_id, delay in retry.items():
-        jobs.enqueue_in(delay, "services.sender.send_chats", [chat_id])
+        jobs.enqueue_in(delay, "outbox.send", [chat_id])
     for chat_id in _with_work(set(held)):  # work stored while we held them is ours to pass on
-        jobs.enqueue("services.pipeline.process_chat", chat_id)
+        jobs.enqueue("chat.process", chat_id)
     return sum(len(messages) for messages in attempts.values())
 
 

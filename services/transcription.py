@@ -35,7 +35,7 @@ WAIT_LIMIT_SECONDS = 15 * 60  # an audio still pending after this is handled as 
 LOAD_WINDOW_SECONDS = 300  # the average processing time looks at notes finished in this window
 LOAD_WINDOW_SIZE = 20
 CHUNK_FRAMES = 4000
-SENTIMENT_TASK = "services.sentiment.tag_message"
+SENTIMENT_TASK = "sentiment.tag"
 
 
 class AudioError(Exception):
@@ -271,7 +271,7 @@ def _finish(message_id: int, status: str, text: str | None = None) -> None:
     log.info("transcription message=%s wamid=%s status=%r", message_id, message.wamid, status)
     if text and importlib.util.find_spec("services.sentiment") is not None:
         jobs.enqueue(SENTIMENT_TASK, message_id)
-    jobs.enqueue("services.pipeline.process_chat", chat_id)
+    jobs.enqueue("chat.process", chat_id)
 
 
 def mark_not_transcribed(message_id: int, reason: str) -> None:
@@ -283,6 +283,7 @@ def mark_not_transcribed(message_id: int, reason: str) -> None:
     _finish(message_id, NOT_DONE + reason)
 
 
+@jobs.task("transcription.transcribe", queue=jobs.OUTSIDE, aliases=("services.transcription.transcribe_message",))
 def transcribe_message(message_id: int) -> None:
     """Job: transcribe a downloaded voice note and hand it to the chat's pipeline."""
     config = current_app.config

@@ -10,6 +10,7 @@ from extensions import db
 from models import Lease, Message, WebhookEvent
 from models.types import utcnow
 from services import intake
+from services.jobs import task
 from tests.conftest import post_webhook, text_payload, wait_for_jobs
 
 
@@ -122,10 +123,12 @@ def test_overlapping_drainers_still_store_each_wamid_once(app, monkeypatch):
 CALLS, GATE = [], threading.Event()
 
 
+@task("tests.intake.blocking")
 def blocking_job() -> None:
     GATE.wait(10)
 
 
+@task("tests.intake.counted")
 def counted_job(tag: str) -> None:
     CALLS.append(tag)
 
@@ -136,13 +139,13 @@ def test_wake_ups_sent_while_a_drain_is_queued_are_one_job(make_app):
     GATE.clear()
     with app.app_context():
         from services import jobs
-        jobs.enqueue("tests.test_intake.blocking_job")  # holds the only job thread
-        ids = [jobs.enqueue_once("tests.test_intake.counted_job", "x") for _ in range(5)]
+        jobs.enqueue("tests.intake.blocking")  # holds the only job thread
+        ids = [jobs.enqueue_once("tests.intake.counted", "x") for _ in range(5)]
         assert ids[0] is not None and ids[1:] == [None] * 4
         GATE.set()
         wait_for_jobs(app)
         assert CALLS == ["x"]
-        assert jobs.enqueue_once("tests.test_intake.counted_job", "x") is not None, "started jobs take new wake-ups"
+        assert jobs.enqueue_once("tests.intake.counted", "x") is not None, "started jobs take new wake-ups"
         wait_for_jobs(app)
         assert CALLS == ["x", "x"]
 

@@ -204,11 +204,12 @@ def test_download_cut_off_midway_is_tried_again(make_app, graph, media_root):
 def test_download_always_cut_off_fails_with_a_reason_and_no_partial_file(make_app, graph, media_root):
     app = make_app()
     with cut_off_download(JPEG) as url:
-        graph.script("GET", INFO_PATH, *[info(graph, url=url)] * 3)
+        graph.script("GET", INFO_PATH, *[info(graph, url=url)] * 4)  # the first try and its 3 retries
         message = receive_image(app)
 
     assert message.media_status == "failed", "the message must not stay pending without a reason"
     assert "interrumpida" in message.media_error
+    assert len(graph.calls("GET", INFO_PATH)) == 4
     assert files_under(media_root) == []
 
 

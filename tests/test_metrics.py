@@ -60,7 +60,7 @@ def test_webhook_flow_send_and_queue_are_counted(cloud, graph):
     assert grew("whatsapp_messages_processed_total", result="ok") == 1
     assert grew("whatsapp_flow_seconds_count") == 1
     assert grew("whatsapp_sends_total", result="sent", error_code="") == len(graph.sent()) >= 1
-    assert grew("whatsapp_jobs_total", task="services.sender.send_chats", result="ok") >= 1
+    assert grew("whatsapp_jobs_total", task="outbox.send", result="ok") >= 1
     assert value(after, "whatsapp_job_queue_depth", backend="thread") == 0
 
 
@@ -102,7 +102,7 @@ def test_logs_name_the_wamid_but_never_the_body_or_a_secret(cloud, graph, caplog
     assert "wamid.LOG1" in text
     sent_wamids = [line for line in text.splitlines() if line.startswith("sent message=")]
     assert sent_wamids and all("wamid=wamid.out." in line for line in sent_wamids)
-    assert any(line.startswith("job task=services.sender.send_chats") for line in text.splitlines())
+    assert any(line.startswith("job task=outbox.send") for line in text.splitlines())
     replies = [message["text"]["body"] for message in graph.sent() if message.get("type") == "text"]
     for forbidden in [SECRET_WORDS, "test-token", APP_SECRET, cloud.config["SECRET_KEY"], *replies]:
         assert forbidden not in text, forbidden

@@ -17,7 +17,7 @@ from services.sender import send_chats
 from tests.conftest import text_payload, wait_for_jobs
 from tests.rule_factories import rule_row
 
-TASK = "services.sender.send_chats"
+TASK = "outbox.send"
 
 
 def jobs_run(task: str) -> float:
@@ -32,7 +32,7 @@ def test_one_job_sends_the_replies_of_a_whole_drain_batch(app):
             db.session.add(WebhookEvent(source="meta", kind="text", payload=json.dumps(
                 text_payload(f"wamid.SEND.{i}", numero=f"52155000{i:05d}", body=f"mensaje {i}"))))
         db.session.commit()
-        senders, chats = jobs_run(TASK), jobs_run("services.pipeline.process_chat")
+        senders, chats = jobs_run(TASK), jobs_run("chat.process")
         assert intake.drain().answered == 20
     wait_for_jobs(app)
     with app.app_context():
@@ -40,7 +40,7 @@ def test_one_job_sends_the_replies_of_a_whole_drain_batch(app):
         assert len(replies) == 20 and {reply.status for reply in replies} == {"delivered"}
         assert len({reply.chat_id for reply in replies}) == 20
     assert jobs_run(TASK) - senders == 1
-    assert jobs_run("services.pipeline.process_chat") - chats == 0
+    assert jobs_run("chat.process") - chats == 0
 
 
 def pending_reply(app, holder=None, expires_in=None) -> tuple[int, int]:

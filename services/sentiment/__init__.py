@@ -16,6 +16,7 @@ from sqlalchemy import and_, select, update
 from extensions import db
 from models import Chat, Message
 from services.events import emit
+from services.jobs import OUTSIDE, task
 from services.sentiment.cache import LruCache, cache_key
 from services.sentiment.gemini import GeminiError, GeminiSentiment
 from services.sentiment.offline import LABELS, MODEL_PATH, OfflineModel
@@ -133,12 +134,13 @@ class SentimentClassifier:
         return report
 
 
-def make_classifier(config) -> SentimentClassifier:
-    """Built once per app (services.adapters); Gemini only when a key is set."""
+def make_classifier(config, calls=None) -> SentimentClassifier:
+    """Built once per app (services.adapters); Gemini only when a key is set, with at most `calls` (a
+    services.outside.CallLimit) requests at once."""
     gemini = None
     if config.get("GEMINI_API_KEY") and config["SENTIMENT_PROVIDER"] in ("auto", "gemini"):
         gemini = GeminiSentiment(config["GEMINI_API_KEY"], config["GEMINI_MODEL"], config.get("GEMINI_API_URL"),
-                                 config.get("GEMINI_TIMEOUT_SEC", 8.0))
+                                 config.get("GEMINI_TIMEOUT_SEC", 8.0), calls)
     return SentimentClassifier(config["SENTIMENT_PROVIDER"], gemini)
 
 
@@ -169,6 +171,7 @@ def in_memory_tagger():
     return tag
 
 
+@task("sentiment.tag", queue=OUTSIDE, aliases=("services.sentiment.tag_message",))
 def tag_message(message_id: int) -> None:
     """Job: store the sentiment of a customer message (its text, else its transcription) and
     make it the chat's last sentiment unless a later message is already tagged."""

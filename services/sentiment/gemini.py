@@ -4,6 +4,7 @@ One request per text, JSON out; anything but a well-formed answer raises `Gemini
 so the caller falls back to the offline model.
 """
 import json
+from contextlib import nullcontext
 
 from services.sentiment.offline import LABELS
 
@@ -17,10 +18,11 @@ class GeminiError(RuntimeError):
 
 
 class GeminiSentiment:
-    def __init__(self, api_key: str, model: str, base_url: str | None = None, timeout: float = 8.0):
+    def __init__(self, api_key: str, model: str, base_url: str | None = None, timeout: float = 8.0, calls=None):
+        """`calls`: the process's CallLimit for Gemini (services.outside), None for no bound."""
         from google import genai
         from google.genai import types
-        self.model, self.types = model, types
+        self.model, self.types, self.calls = model, types, calls
         options = types.HttpOptions(timeout=int(timeout * 1000), retry_options=types.HttpRetryOptions(attempts=1),
                                     **({"base_url": base_url} if base_url else {}))
         self.client = genai.Client(api_key=api_key, http_options=options)
@@ -32,9 +34,10 @@ class GeminiSentiment:
 
     def classify(self, text: str) -> tuple[str, float]:
         try:
-            response = self.client.models.generate_content(model=self.model, contents=text, config=self.config)
+            with self.calls.turn() if self.calls is not None else nullcontext():
+                response = self.client.models.generate_content(model=self.model, contents=text, config=self.config)
             answer = response.text
-        except Exception as error:  # the SDK raises its own, httpx's and pydantic's errors: all mean "fall back"
+        except Exception as error:  # the SDK's, httpx's and pydantic's errors, or no free turn: all mean "fall back"
             raise GeminiError(f"{type(error).__name__}: {str(error)[:200]}") from error
         try:
             data = json.loads(answer or "")

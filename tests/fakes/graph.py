@@ -5,6 +5,7 @@ handler; every request is recorded.
 """
 import itertools
 import json
+import threading
 import time
 from collections import defaultdict, deque
 
@@ -21,6 +22,9 @@ class FakeGraph(LocalServer):
         self.files = {}
         self.down_until = 0.0
         self.ids = itertools.count(1)
+        self.media_hang = 0.0
+        self.released = threading.Event()
+        self.held = 0
 
     def handle(self, request, body):
         if time.monotonic() < self.down_until:
@@ -28,6 +32,8 @@ class FakeGraph(LocalServer):
             request.connection.close()
             return
         path = request.path.split("?", 1)[0]
+        if self.media_hang and request.command == "GET" and self._is_media(path):
+            self._hold()
         with self.lock:
             record = {"method": request.command, "path": request.path, "headers": dict(request.headers), "body": body}
             self.requests.append(record)
@@ -52,6 +58,35 @@ class FakeGraph(LocalServer):
 
     def restore(self):
         self.down_until = 0.0
+
+    def hang_media(self, seconds: float):
+        """Hold every media request (`GET /{version}/{media-id}` and its download) for `seconds` before
+        answering, as a Graph that hangs would, until `release()`."""
+        self.released.clear()
+        self.media_hang = seconds
+
+    def release(self):
+        """Let the held media requests go on at once, and the next ones through without waiting."""
+        self.media_hang = 0.0
+        self.released.set()
+
+    def holding(self) -> int:
+        """How many media requests are being held right now."""
+        with self.lock:
+            return self.held
+
+    def _is_media(self, path: str) -> bool:
+        parts = path.strip("/").split("/")
+        return parts[0] == "download" or (len(parts) == 2 and parts[1] in self.files)
+
+    def _hold(self):
+        with self.lock:
+            self.held += 1
+        try:
+            self.released.wait(self.media_hang)
+        finally:
+            with self.lock:
+                self.held -= 1
 
     def sent(self) -> list[dict]:
         """JSON bodies of the messages posted to `/{version}/{phone-number-id}/messages` and accepted."""
