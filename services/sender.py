@@ -33,7 +33,7 @@ SEND_THREADS = 8  # chats sent to at the same time by one job (the cloud transpo
 LEASES = ChatLease.__table__
 
 
-@jobs.task("outbox.send", queue=jobs.MESSAGES, aliases=("services.sender.send_chats",))
+@jobs.task("outbox.send", queue=jobs.MESSAGES)
 def send_chats(chat_ids: list[int]) -> int:
     """Job: send the due replies of these chats (see the module); how many messages were handed over."""
     holder = f"sender:{uuid.uuid4().hex}"
