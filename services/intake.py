@@ -4,26 +4,25 @@
 (the durable point Meta's 200 promises) by the process's journal writer with the other requests' rows of
 the moment (services.journal), which then wakes the drainer.
 
-`drain()` is that job. One drainer at a time, across every process and host, holds the `intake`
-lease and takes pending events in id order (arrival order, so one customer's messages keep their
-order), in batches. Each batch's messages and statuses are stored (services.inbound) and its events
-marked processed in one transaction, so a crash stores a batch entirely or not at all. Then the
-batch's follow-up work is queued: each chat's flow, media downloads, sentiment.
+`drain()` is that job. It takes pending events in id order (arrival order, so one customer's messages keep
+their order), in batches, one transaction per batch: the transaction first locks the `intake` row of
+`leases` (`SELECT … FOR UPDATE SKIP LOCKED` on MariaDB/MySQL; on SQLite every transaction holds the write
+lock), so one drainer at a time works across every process and host, and a drainer that dies loses the
+lock with its connection, at once. In that transaction the batch's messages and statuses are stored
+(services.inbound), the bot answers the new customer messages (services.conversation) and the events are
+marked processed: a crash stores a batch entirely or not at all. Then the follow-up work is queued: the
+replies' sender, chats left for `chat.process`, media downloads, Gemini sentiment, forwarding.
 
-Exactly-once does not rest on the lease: a wamid's unique key still decides, so a drainer that outlived
-its lease, or Meta delivering a message twice, stores it once.
+Exactly-once does not rest on the lock: a wamid's unique key still decides, so Meta delivering a message
+twice stores it once.
 """
 import json
 import logging
-import os
-import socket
-import uuid
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from extensions import db
 from models import Lease, WebhookEvent
@@ -37,7 +36,7 @@ from services.twilio_payload import parse_form
 
 log = logging.getLogger(__name__)
 LEASE = "intake"
-LEASE_SECONDS = 60
+BUSY_RETRY_SECONDS = 1.0
 BATCH_EVENTS = 100
 BATCH_BYTES = 4 * 1024 * 1024
 EVENTS = WebhookEvent.__table__
@@ -82,42 +81,57 @@ def backlog() -> tuple[int, int | None]:
 
 @jobs.task("intake.drain", queue=jobs.MESSAGES, aliases=("services.intake.drain",))
 def drain() -> DrainResult:
-    """Store every pending event, batch by batch, while holding the intake lease (see the module)."""
-    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    """Store every pending event, batch by batch, each batch under the intake lock (see the module)."""
     result = DrainResult()
-    while _acquire(holder):
-        try:
-            while (batch := _next_batch()):
-                _store_batch(batch, holder, result)
-        finally:
-            _release(holder)
-        # An event committed while we held the lease may have found the wake-up already taken: look again.
-        if not _has_pending():
-            break
+    try:
+        while _drain_batch(result):
+            pass
+    except IntakeBusy:  # another drainer is at work; look again soon, for what it may have read too early
+        jobs.enqueue_in(BUSY_RETRY_SECONDS, "intake.drain")
     return result
 
 
-def _acquire(holder: str) -> bool:
-    now = utcnow()
-    values = {"holder": holder, "expires_at": now + timedelta(seconds=LEASE_SECONDS)}
-    taken = db.session.execute(update(LEASES).where(
-        LEASES.c.name == LEASE, LEASES.c.holder.is_(None) | (LEASES.c.expires_at < now)).values(**values)).rowcount
-    if not taken and db.session.scalar(select(LEASES.c.name).where(LEASES.c.name == LEASE)) is None:
-        try:  # the first drain ever creates the lease row
-            db.session.execute(insert(LEASES).values(name=LEASE, **values))
-            taken = 1
-        except IntegrityError:
-            db.session.rollback()
-            return False
-    db.session.commit()
-    return taken == 1
+class IntakeBusy(Exception):
+    """Another drainer holds the intake lock."""
 
 
-def _release(holder: str) -> None:
-    db.session.rollback()
-    db.session.execute(update(LEASES).where(LEASES.c.name == LEASE, LEASES.c.holder == holder)
-                       .values(holder=None, expires_at=None))
-    db.session.commit()
+def _lock() -> None:
+    """Take the intake lock for this transaction, or raise IntakeBusy."""
+    row = select(LEASES.c.name).where(LEASES.c.name == LEASE)
+    if db.session.scalar(row.with_for_update(skip_locked=True)) is not None:
+        return
+    if db.session.scalar(row) is not None:  # there, but locked (a plain read does not wait for the lock)
+        raise IntakeBusy()
+    if db.session.get_bind().dialect.name == "sqlite":  # this transaction holds the write lock already
+        db.session.execute(insert(LEASES).values(name=LEASE))
+        return
+    # The first drain ever creates the row, in a transaction of its own: drainers racing to create it inside
+    # their batch transactions would deadlock on the key.
+    with db.engine.begin() as connection:
+        connection.execute(insert(LEASES).prefix_with("IGNORE").values(name=LEASE))
+    if db.session.scalar(row.with_for_update(skip_locked=True)) is None:
+        raise IntakeBusy()
+
+
+def _drain_batch(result: DrainResult) -> bool:
+    """Store the next batch in one transaction; if a row is already stored or an update cannot be read, again one
+    event at a time, so duplicates are skipped and an unreadable update is set aside, not the batch. False when
+    nothing was pending."""
+    def take_and_store():
+        _lock()
+        batch = _next_batch()
+        return batch, _store_events(batch, store_fast) if batch else []
+    try:
+        batch, outcomes = in_transaction(take_and_store)
+    except (OperationalError, IntakeBusy):
+        raise
+    except Exception:
+        batch = in_transaction(lambda: (_lock(), _next_batch())[1])
+        outcomes = [outcome for event in batch for outcome in _store_one(event, result)]
+    if not batch:
+        return False
+    _follow_up(outcomes, result)
+    return True
 
 
 def set_aside(limit: int = 200) -> list[dict]:
@@ -145,12 +159,6 @@ def replay(event_ids: list[int] | None = None) -> int:
     return count
 
 
-def _has_pending() -> bool:
-    found = db.session.scalar(select(EVENTS.c.id).where(EVENTS.c.processed_at.is_(None)).limit(1))
-    db.session.commit()
-    return found is not None
-
-
 def _next_batch() -> list:
     """The oldest pending events, up to BATCH_EVENTS of them and BATCH_BYTES of payload (at least one)."""
     sizes = db.session.execute(select(EVENTS.c.id, func.length(EVENTS.c.payload)).where(EVENTS.c.processed_at.is_(None))
@@ -162,7 +170,6 @@ def _next_batch() -> list:
         ids.append(event_id)
         total += size or 0
     if not ids:
-        db.session.commit()
         return []
     return db.session.execute(select(EVENTS.c.id, EVENTS.c.source, EVENTS.c.payload)
                               .where(EVENTS.c.id.in_(ids)).order_by(EVENTS.c.id)).all()
@@ -175,27 +182,21 @@ def _parse(event) -> ParsedUpdate:
     return parser(event.payload)
 
 
-def _store_batch(batch: list, holder: str, result: DrainResult) -> None:
-    """Store a batch in one transaction; if a row is already stored or an update cannot be read, again one
-    event at a time, so duplicates are skipped and an unreadable update is set aside, not the batch."""
-    try:
-        outcomes = in_transaction(lambda: _store_events(batch, holder, store_fast))
-    except OperationalError:
-        raise
-    except Exception:
-        outcomes = [outcome for event in batch for outcome in _store_one(event, holder, result)]
-    _follow_up(outcomes, result)
-
-
-def _store_one(event, holder: str, result: DrainResult) -> list[tuple]:
+def _store_one(event, result: DrainResult) -> list[tuple]:
+    """One event in its own transaction, under the lock (and only if no other drainer stored it meanwhile)."""
+    def store(how):
+        def work():
+            _lock()
+            return _store_events([event], how) if _still_pending(event.id) else []
+        return in_transaction(work)
     try:
         try:
-            return in_transaction(lambda: _store_events([event], holder, store_fast))
+            return store(store_fast)
         except DBAPIError as error:  # a duplicate, or a row refused: again row by row (services.inbound)
             if isinstance(error, OperationalError):
                 raise
-            return in_transaction(lambda: _store_events([event], holder, store_careful))
-    except OperationalError:
+            return store(store_careful)
+    except (OperationalError, IntakeBusy):
         raise
     except Exception as error:  # kept raw and marked, so it neither blocks the journal nor is lost
         log.exception("webhook event %s could not be stored", event.id)
@@ -206,7 +207,12 @@ def _store_one(event, holder: str, result: DrainResult) -> list[tuple]:
         return []
 
 
-def _store_events(events: list, holder: str, store) -> list[tuple]:
+def _still_pending(event_id: int) -> bool:
+    return db.session.scalar(select(EVENTS.c.id).where(EVENTS.c.id == event_id, EVENTS.c.processed_at.is_(None))) \
+        is not None
+
+
+def _store_events(events: list, store) -> list[tuple]:
     now = utcnow()
     outcomes = []
     for event in events:
@@ -220,8 +226,6 @@ def _store_events(events: list, holder: str, store) -> list[tuple]:
         if rejected:
             db.session.execute(update(EVENTS).where(EVENTS.c.id == event.id).values(
                 error=_summary(rejected), rejected=json.dumps(rejected, ensure_ascii=False)))
-    db.session.execute(update(LEASES).where(LEASES.c.name == LEASE, LEASES.c.holder == holder)
-                       .values(expires_at=now + timedelta(seconds=LEASE_SECONDS)))
     return outcomes
 
 

@@ -4,7 +4,7 @@ import json
 import threading
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from extensions import db
 from models import Lease, Message, WebhookEvent
@@ -78,21 +78,28 @@ def test_an_update_that_cannot_be_read_is_set_aside_with_its_reason_and_the_othe
             ["wamid.OK1", "wamid.OK2"]
 
 
-def test_a_lease_left_by_a_dead_drainer_is_taken_over_once_it_expires(app):
+def test_a_drainer_that_dies_mid_batch_loses_the_lock_with_its_connection(app):
+    """A drainer killed inside its batch (its connection gone, its transaction never committed) stores nothing
+    and holds nothing: the next drainer stores the batch at once, with no lease to wait out."""
     journal(app, [text_payload("wamid.ORPHAN", body="sigo aquí")])
     with app.app_context():
-        db.session.add(Lease(name="intake", holder="host:999999:dead", expires_at=utcnow() + timedelta(seconds=30)))
+        intake.drain()  # creates the intake row
+        db.session.execute(update(WebhookEvent).values(processed_at=None))
+        db.session.execute(delete(Message))
         db.session.commit()
-        assert intake.drain().events == 0, "a live lease keeps other drainers out"
-        db.session.execute(update(Lease).values(expires_at=utcnow() - timedelta(seconds=1)))
-        db.session.commit()
+        dead = db.engine.connect()
+        try:
+            dead.begin()
+            dead.execute(select(Lease.name).where(Lease.name == "intake").with_for_update())
+            if db.engine.dialect.name != "sqlite":  # SQLite: a second writer waits for the first instead
+                assert intake.drain().events == 0, "a held lock keeps other drainers out"
+        finally:
+            dead.invalidate()  # the connection dies with its process: the database rolls it back
         assert intake.drain().events == 1
         assert count(Message, Message.wamid == "wamid.ORPHAN") == 1
 
 
-def test_overlapping_drainers_still_store_each_wamid_once(app, monkeypatch):
-    # A lease that is always expired: every drainer gets in, as when one outlives its lease.
-    monkeypatch.setattr(intake, "LEASE_SECONDS", -5)
+def test_concurrent_drainers_store_each_wamid_once(app):
     bodies = [text_payload(f"wamid.RACE.{i % 10}", numero=f"52155000000{i % 5}", body=f"r{i % 10}")
               for i in range(60)]
     journal(app, bodies)
@@ -113,8 +120,10 @@ def test_overlapping_drainers_still_store_each_wamid_once(app, monkeypatch):
     for thread in threads:
         thread.join(60)
     assert errors == []
+    # A drainer that found the lock taken left a drain for a second later: it may store the last ones.
+    wait_for_jobs(app)
     stored = [message_id for result in results for message_id in result.stored]
-    assert len(stored) == len(set(stored)) == 10
+    assert len(stored) == len(set(stored)) <= 10
     with app.app_context():
         assert count(Message, Message.direction == "in") == 10
         assert count(WebhookEvent, WebhookEvent.processed_at.is_(None)) == 0
