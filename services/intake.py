@@ -7,8 +7,8 @@ the moment (services.journal), which then wakes the drainer.
 `drain()` is that job. It takes pending events in id order (arrival order, so one customer's messages keep
 their order), in batches, one transaction per batch: the transaction first locks the `intake` row of
 `leases` (`SELECT … FOR UPDATE SKIP LOCKED` on MariaDB/MySQL; on SQLite every transaction holds the write
-lock), so one drainer at a time works across every process and host, and a drainer that dies loses the
-lock with its connection, at once. In that transaction the batch's messages and statuses are stored
+lock), so one drainer at a time works across every process and host; another one leaves at once (the holder
+looks for new events again before it stops), and a drainer that dies loses the lock with its connection. In that transaction the batch's messages and statuses are stored
 (services.inbound), the bot answers the new customer messages (services.conversation) and the events are
 marked processed: a crash stores a batch entirely or not at all. Then the follow-up work is queued: the
 replies' sender, chats left for `chat.process`, media downloads, Gemini sentiment, forwarding.
@@ -36,7 +36,6 @@ from services.twilio_payload import parse_form
 
 log = logging.getLogger(__name__)
 LEASE = "intake"
-BUSY_RETRY_SECONDS = 1.0
 BATCH_EVENTS = 100
 BATCH_BYTES = 4 * 1024 * 1024
 EVENTS = WebhookEvent.__table__
@@ -84,10 +83,15 @@ def drain() -> DrainResult:
     """Store every pending event, batch by batch, each batch under the intake lock (see the module)."""
     result = DrainResult()
     try:
-        while _drain_batch(result):
-            pass
-    except IntakeBusy:  # another drainer is at work; look again soon, for what it may have read too early
-        jobs.enqueue_in(BUSY_RETRY_SECONDS, "intake.drain")
+        while True:
+            while _drain_batch(result):
+                pass
+            # A drainer that found the lock taken has gone: what it was woken for may have come in after our
+            # last read, so look again now that the lock is free.
+            if not _has_pending():
+                break
+    except IntakeBusy:
+        pass  # another drainer is at work, and it looks again before it stops
     return result
 
 
@@ -111,6 +115,12 @@ def _lock() -> None:
         connection.execute(insert(LEASES).prefix_with("IGNORE").values(name=LEASE))
     if db.session.scalar(row.with_for_update(skip_locked=True)) is None:
         raise IntakeBusy()
+
+
+def _has_pending() -> bool:
+    found = db.session.scalar(select(EVENTS.c.id).where(EVENTS.c.processed_at.is_(None)).limit(1))
+    db.session.commit()
+    return found is not None
 
 
 def _drain_batch(result: DrainResult) -> bool:
