@@ -136,12 +136,24 @@ def _drain_batch(result: DrainResult) -> bool:
     except (OperationalError, IntakeBusy):
         raise
     except Exception:
-        batch = in_transaction(lambda: (_lock(), _next_batch())[1])
-        outcomes = [outcome for event in batch for outcome in _store_one(event, result)]
+        return _drain_one_by_one(result)
     if not batch:
         return False
     _follow_up(outcomes, result)
     return True
+
+
+def _drain_one_by_one(result: DrainResult) -> bool:
+    """The next batch, one event per transaction. The events stored get their follow-up work even when the
+    lock is lost on the way (another drainer then takes the rest) or the database fails."""
+    batch = in_transaction(lambda: (_lock(), _next_batch())[1])
+    outcomes = []
+    try:
+        for event in batch:
+            outcomes += _store_one(event, result)
+    finally:
+        _follow_up(outcomes, result)
+    return bool(batch)
 
 
 def set_aside(limit: int = 200) -> list[dict]:
