@@ -58,9 +58,9 @@ def rule_book() -> RuleBook:
     return cached
 
 
-def build_engine(book: RuleBook | None = None) -> FlowEngine:
+def build_engine() -> FlowEngine:
     config = current_app.config
-    return FlowEngine((book or rule_book()).rules_for_step, config["INITIAL_STEP"], config["SESSION_TIMEOUT"],
+    return FlowEngine(rule_book().rules_for_step, config["INITIAL_STEP"], config["SESSION_TIMEOUT"],
                       COMMANDS, HANDLERS)
 
 
@@ -109,7 +109,7 @@ def attach_roles(chat, keywords: list[str]) -> None:
             chat.roles.append(role)
 
 
-def respond(message: Message, book: RuleBook | None = None) -> int:
+def respond(message: Message) -> int:
     """The inbound handler: feed a customer message to the bot and queue what it answers; how many replies."""
     incoming = incoming_for(message)
     if incoming is None:
@@ -117,7 +117,7 @@ def respond(message: Message, book: RuleBook | None = None) -> int:
     chat = message.chat
     state = ChatState(step=chat.step, mode=chat.state, last_activity=chat.last_activity_at,
                       context=json.loads(chat.context) if chat.context else {})
-    outcome = build_engine(book).handle(state, incoming, utcnow())
+    outcome = build_engine().handle(state, incoming, utcnow())
     message.step = outcome.entry_step
     message.rule_id = outcome.rule_ids[0] if outcome.rule_ids else None
     chat.step, chat.state, chat.last_activity_at = outcome.state.step, outcome.state.mode, outcome.state.last_activity
@@ -152,7 +152,8 @@ def answer_stored(message_ids: list[int]) -> BotPass:
     memory. The chats' lease rows are locked (SELECT ... FOR UPDATE) for the rest of the transaction, so no
     `process_chat` can work on them meanwhile; a chat that one is working on already, or that still has an older
     message waiting, is left to it, as is every message from a voice note on (it waits for its transcription).
-    A chat whose handler fails is rolled back to its savepoint and left to `process_chat`, which retries it."""
+    A message whose handler fails is rolled back to its savepoint, its attempt counted, and the rest of its chat
+    left to `process_chat`, which retries it."""
     done = BotPass()
     if not message_ids:
         return done

@@ -294,10 +294,14 @@ def advance_status(message_id: int, status: str, error: dict | None = None) -> N
                        .values(status=status, updated_at=utcnow()))
 
 
-def apply_recorded_statuses(message: Message) -> None:
-    """Statuses that arrived before the message got its wamid (Meta does not promise order)."""
-    events = db.session.scalars(select(MessageStatusEvent).filter_by(wamid=message.wamid)
+def apply_recorded_statuses(*messages: Message) -> None:
+    """Statuses that arrived before these messages got their wamids (Meta does not promise order), read in one
+    query."""
+    by_wamid = {message.wamid: message for message in messages if message.wamid}
+    if not by_wamid:
+        return
+    events = db.session.scalars(select(MessageStatusEvent).where(MessageStatusEvent.wamid.in_(by_wamid))
                                 .order_by(MessageStatusEvent.id)).all()
     for event in events:
-        advance_status(message.id, event.status, {"code": event.error_code, "title": event.error_title,
-                                                  "detail": event.error_detail})
+        advance_status(by_wamid[event.wamid].id, event.status, {"code": event.error_code, "title": event.error_title,
+                                                                "detail": event.error_detail})

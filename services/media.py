@@ -18,6 +18,7 @@ from services.events import emit
 from services.graph import GraphError
 from services.jobs import OUTSIDE, PermanentJobError, TransientJobError, enqueue, task
 from services.outside import turn
+from services.meta_payload import LOCAL_MEDIA_PREFIX
 from services.twilio_payload import MEDIA_PREFIX as TWILIO_PREFIX
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,7 @@ LIMITS = {"image": 5 * MB, "audio": 16 * MB, "video": 16 * MB, "document": 100 *
 ACCEPTED = {"image": ("image/",), "audio": ("audio/", "video/ogg", "application/ogg"), "video": ("video/",),
             "document": ("",), "sticker": ("image/webp",)}
 CHUNK = 64 * 1024
-LOCAL_PREFIX = "local:"  # media id of a file already under MEDIA_ROOT (the simulator's uploads)
+LOCAL_PREFIX = LOCAL_MEDIA_PREFIX
 LOCAL_DIR = "simulator"  # the only folder a local media id may name (services.simulator.MEDIA_DIR)
 
 

@@ -20,8 +20,9 @@ SURROGATES = re.compile("[\ud800-\udfff]")
 # whole): a forged 3 MB body is stored once, in the journal, not a second time as a message's text or content.
 TEXT_MAX = 65_536
 CONTENT_MAX = 256 * 1024  # bytes of a message's content as JSON; past it only its size is kept
-LOCAL_MEDIA_PREFIX = "local:"  # the simulator's own files under MEDIA_ROOT (services.media)
-RESERVED_MEDIA_PREFIXES = (LOCAL_MEDIA_PREFIX, "twilio:")  # media ids that name no Graph media
+LOCAL_MEDIA_PREFIX = "local:"  # media id of a file the simulator stored under MEDIA_ROOT (services.media)
+TWILIO_MEDIA_PREFIX = "twilio:"  # media id of a Twilio media URL (services.twilio_payload)
+RESERVED_MEDIA_PREFIXES = (LOCAL_MEDIA_PREFIX, TWILIO_MEDIA_PREFIX)  # media ids that name no Graph media
 
 
 def clean_text(value: str) -> str:

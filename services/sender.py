@@ -20,12 +20,12 @@ from sqlalchemy import exists, or_, select, update
 from sqlalchemy.orm import joinedload
 
 from extensions import db
-from models import Chat, ChatLease, Message, MessageStatusEvent
+from models import Chat, ChatLease, Message
 from models.types import utcnow
 from services import jobs
-from services.inbound import advance_status
+from services.inbound import apply_recorded_statuses
 from services.outbox import Attempt, attempt_send, record_attempt
-from services.pipeline import LEASE_SECONDS
+from services.pipeline import LEASE_SECONDS, end_read_keeping_loaded
 from services.transports import SendError
 
 log = logging.getLogger(__name__)
@@ -42,10 +42,10 @@ def send_chats(chat_ids: list[int]) -> int:
         return 0
     try:
         due, retry = _due(held)
-        _end_read()
+        end_read_keeping_loaded()  # SQLite would hold the write lock while we send
         transport = current_app.extensions["transport"]
         attempts = _send(due, transport)
-        retry.update(_record(due, attempts, transport.name))
+        retry.update(_record(attempts, transport.name))
         _release(held, holder)
         db.session.commit()
     except Exception:
@@ -95,16 +95,6 @@ def _due(chat_ids: list[int]) -> tuple[dict[int, list[Message]], dict[int, float
     return due, waiting
 
 
-def _end_read() -> None:
-    """End the read transaction, keeping what it loaded: on SQLite it would hold the write lock while we send."""
-    session = db.session()
-    expire, session.expire_on_commit = session.expire_on_commit, False
-    try:
-        session.commit()
-    finally:
-        session.expire_on_commit = expire
-
-
 def _send(due: dict[int, list[Message]], transport) -> dict[int, list]:
     """(message, attempt) pairs of each chat, in order; a chat stops at its first message that must wait."""
     media_root = current_app.config["MEDIA_ROOT"]
@@ -132,25 +122,21 @@ def _send(due: dict[int, list[Message]], transport) -> dict[int, list]:
     return {chat_id: list(zip(due[chat_id], attempts)) for chat_id, attempts in results.items()}
 
 
-def _record(due, attempts: dict[int, list], transport_name: str) -> dict[int, float]:
+def _record(attempts: dict[int, list], transport_name: str) -> dict[int, float]:
     """Write every outcome (and the statuses Meta reported before a wamid was known); the chats to try again
     later, with the seconds to wait."""
     delays = current_app.config["SEND_RETRY_DELAYS"]
-    retry, sent = {}, {}
+    retry, sent = {}, []
     for chat_id, pairs in attempts.items():
         for message, attempt in pairs:
             delay = record_attempt(message, attempt, transport_name, delays)
             if delay is not None:
                 retry[chat_id] = delay
             elif attempt.wamid and transport_name != "sandbox":
-                sent[attempt.wamid] = message
+                sent.append(message)
     if sent:
         db.session.flush()
-        early = db.session.execute(select(MessageStatusEvent).where(MessageStatusEvent.wamid.in_(sent))
-                                   .order_by(MessageStatusEvent.id)).scalars()
-        for event in early:
-            advance_status(sent[event.wamid].id, event.status, {"code": event.error_code, "title": event.error_title,
-                                                                "detail": event.error_detail})
+        apply_recorded_statuses(*sent)
     return retry
 
 

@@ -37,13 +37,12 @@ from models.types import utcnow
 from services import intake
 from services.access import MAX_ID, parse_id
 from services.exports import find_chat, message_record
-from services.meta_payload import parse_update
+from services.meta_payload import LOCAL_MEDIA_PREFIX, parse_update
 from services.whatsapp_payloads import PayloadError, build_message
 
 log = logging.getLogger(__name__)
 
 WAMID_PREFIX = "wamid.sim."
-LOCAL_MEDIA_PREFIX = "local:"
 MEDIA_DIR = "simulator"
 PROFILE_NAME = "Cliente simulado"
 DEFAULT_NUMBER_BASE = 999_000_000

@@ -7,10 +7,11 @@ import hmac
 import math
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from services.meta_payload import InboundMessage, ParsedUpdate, StatusUpdate, error_code, is_number
+from services.meta_payload import (TWILIO_MEDIA_PREFIX, InboundMessage, ParsedUpdate, StatusUpdate, error_code,
+                                   is_number)
 from services.signatures import twilio_signature
 
-MEDIA_PREFIX = "twilio:"  # media id of a Twilio media URL (kept whole in the content: it is longer than the column)
+MEDIA_PREFIX = TWILIO_MEDIA_PREFIX  # the media URL is kept whole in the content: it is longer than the column
 STATUSES = {"undelivered": "failed"}
 DEFAULT_PORTS = {"https": 443, "http": 80}
 
